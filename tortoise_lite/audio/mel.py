@@ -184,6 +184,15 @@ class MelSpec:
         )
         return torch.from_numpy(fb).to(device=device, dtype=dtype)
 
+    @property
+    def _used_bins(self) -> int:
+        """FFT bins up to the last one any mel filter touches."""
+        fb = _filterbank_np(
+            self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax, self.scale == "htk", self.norm
+        )
+        nonzero = np.flatnonzero(fb.any(axis=0))
+        return int(nonzero[-1]) + 1 if nonzero.size else self.n_freqs
+
     def window(
         self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
     ) -> torch.Tensor:
@@ -212,12 +221,13 @@ class MelSpec:
     def magnitude(self, wav: torch.Tensor) -> torch.Tensor:
         """Linear mel magnitude (before the log): wav ``(B, S)`` or ``(S,)`` -> ``(B, n_mels, frames)``."""
         wav, squeeze = self._as_batch(wav)
-        # Frames-major rfft + hypot is ~3x faster on CPU than torch.stft followed by complex abs().
-        spec = torch.fft.rfft(self.frames(wav))
-        spec = torch.hypot(spec.real, spec.imag)
-        if self.power != 1.0:
-            spec = spec.pow(self.power)
-        mel = torch.matmul(spec, self.filterbank(spec.device, spec.dtype).T).transpose(1, 2)
+        fb = self.filterbank(wav.device, wav.dtype)
+        used = self._used_bins  # bins above fmax carry no filter weight: skip their magnitude and matmul
+        spec = torch.fft.rfft(self.frames(wav))[..., :used]
+        # re^2 + im^2 then sqrt is ~2x faster on CPU than complex abs() or hypot().
+        spec = torch.addcmul(spec.real * spec.real, spec.imag, spec.imag)
+        spec = spec.sqrt_() if self.power == 1.0 else spec.pow_(self.power / 2)
+        mel = torch.matmul(spec, fb[:, :used].T).transpose(1, 2)
         return mel.squeeze(0) if squeeze else mel
 
     def log(self, magnitude: torch.Tensor) -> torch.Tensor:

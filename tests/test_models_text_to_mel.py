@@ -1,0 +1,146 @@
+"""TextToMel: loss in both modes (MAS and exact durations), generation shapes, seeds and batch independence."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+from tortoise_lite.audio.mel import MelSpec
+from tortoise_lite.data.batch import Batch
+from tortoise_lite.diffusion.objectives import Objective
+from tortoise_lite.diffusion.samplers import Sampler
+from tortoise_lite.diffusion.schedules import CosineSchedule
+from tortoise_lite.models.text_to_mel import TextToMel
+from tortoise_lite.models.unet1d import UNet1D
+from tortoise_lite.models.unet2d import UNet2D
+from tortoise_lite.text.encoders import LearnedTextEncoder
+from tortoise_lite.text.tokenizers import CharTokenizer
+
+N_MELS = 16
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def build(mode: str = "aligned", denoiser=UNet1D, **kw) -> TextToMel:
+    torch.manual_seed(0)
+    den_kw = (
+        dict(channels=(16, 32), attn_depth=1, heads=2, groups=4)
+        if denoiser is UNet1D
+        else dict(channels=(8, 16), attn_dim=32, attn_depth=1, heads=2, groups=4)
+    )
+    return TextToMel(
+        denoiser=functools.partial(denoiser, **den_kw),
+        objective=Objective(CosineSchedule(), prediction="v"),
+        text_encoder=functools.partial(LearnedTextEncoder, dim=24, depth=1, heads=2),
+        tokenizer=CharTokenizer(),
+        mel_spec=MelSpec(n_mels=N_MELS, fmax=None),
+        mode=mode,
+        cond_dim=24,
+        **kw,
+    )
+
+
+def make_batch(tok: CharTokenizer, texts=("hello there", "hi"), with_durations=False) -> Batch:
+    g = torch.Generator().manual_seed(0)
+    ids = [tok.encode(t) for t in texts]
+    L = max(map(len, ids))
+    tokens = torch.zeros(len(ids), L, dtype=torch.long)
+    for i, s in enumerate(ids):
+        tokens[i, : len(s)] = torch.tensor(s)
+    token_lengths = torch.tensor([len(s) for s in ids])
+    durations = (torch.randint(1, 4, tokens.shape, generator=g) * (tokens != 0)).long()
+    mel_lengths = durations.sum(-1)
+    T = int(mel_lengths.max())
+    mel_mask = torch.arange(T)[None] < mel_lengths[:, None]
+    mel = torch.randn(len(ids), N_MELS, T, generator=g) - 4.0
+    return Batch(
+        mel=mel,
+        mel_lengths=mel_lengths,
+        mel_mask=mel_mask,
+        tokens=tokens,
+        token_lengths=token_lengths,
+        token_mask=tokens != 0,
+        durations=durations if with_durations else None,
+        texts=list(texts),
+        ids=[str(i) for i in range(len(ids))],
+    )
+
+
+@pytest.mark.parametrize(
+    "mode,durations", [("aligned", False), ("aligned", True), ("cross_attention", False)]
+)
+def test_loss_and_gradients(mode, durations):
+    model = build(mode).train()
+    with torch.no_grad():  # the zero-initialized output conv blocks all gradient into the denoiser at init
+        model.denoiser.conv_out.weight.normal_(0, 0.1)
+    batch = make_batch(model.tokenizer, with_durations=durations)
+    loss, logs = model.loss(batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert "diffusion_loss" in logs and ("prior_loss" in logs if mode == "aligned" else "length_loss" in logs)
+    loss.backward()
+    grads = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert any(n.startswith("text_encoder.") for n in grads)
+    assert any(n.startswith("denoiser.") for n in grads)
+    assert any(
+        n.startswith("duration_predictor." if mode == "aligned" else "length_predictor.") for n in grads
+    )
+
+
+def test_exact_durations_are_checked():
+    model = build("aligned", alignment="durations")
+    batch = make_batch(model.tokenizer, with_durations=True)
+    batch.durations[0, 0] += 1
+    with pytest.raises(ValueError, match="durations"):
+        model.loss(batch)
+    with pytest.raises(ValueError, match="no durations"):
+        model.loss(make_batch(model.tokenizer, with_durations=False))
+
+
+@pytest.mark.parametrize("mode,denoiser", [("aligned", UNet1D), ("cross_attention", UNet2D)])
+def test_generate_shapes_seed_and_batch_independence(mode, denoiser):
+    model = build(mode, denoiser=denoiser).eval()
+    with torch.no_grad():  # non-trivial outputs: the zero-initialized output convs would hide bugs
+        model.denoiser.conv_out.weight.normal_(0, 0.1)
+    sampler = Sampler(name="dpmpp_2m", steps=3)
+    kw = dict(sampler=sampler, seed=7)
+    if mode == "cross_attention":
+        kw["lengths"] = torch.tensor([11, 6])
+    mel, n = model.generate(["hello there", "hi"], **kw)
+    assert mel.shape == (2, N_MELS, int(n.max())) and n.dtype == torch.long
+    assert torch.isfinite(mel).all()
+    silence = torch.log(torch.tensor(model.mel_spec.log_floor))
+    assert torch.allclose(mel[1, :, int(n[1]) :], silence.expand_as(mel[1, :, int(n[1]) :]))
+    again, _ = model.generate(["hello there", "hi"], **kw)
+    torch.testing.assert_close(mel, again)
+    # item 1 alone (same seed offset = its position) must match item 1 of the batch
+    from tortoise_lite.diffusion.samplers import make_generators
+
+    gens = make_generators(7, 2)[1:]
+    kw1 = dict(kw, seed=None, generator=gens)
+    if mode == "cross_attention":
+        kw1["lengths"] = torch.tensor([6])
+    alone, n1 = model.generate(["hi"], **kw1)
+    assert int(n1[0]) == int(n[1])
+    torch.testing.assert_close(alone[0], mel[1, :, : int(n1[0])], atol=1e-4, rtol=1e-4)
+    other, _ = model.generate(["hello there", "hi"], **dict(kw, seed=8))
+    assert (other - mel).abs().max() > 1e-3
+
+
+def test_generate_guidance_and_overrides():
+    model = build("aligned").eval()
+    sampler = Sampler(name="euler", steps=2)
+    mel, n = model.generate(tokens=[[5, 6, 7]], durations=torch.tensor([[2, 3, 4]]), sampler=sampler, seed=0)
+    assert n.tolist() == [9] and mel.shape == (1, N_MELS, 9)
+    slow, n2 = model.generate(["abc"], sampler=sampler, seed=0, length_scale=3.0, guidance=2.0)
+    fast, n3 = model.generate(["abc"], sampler=sampler, seed=0, length_scale=1.0)
+    assert int(n2) >= int(n3)
+    with pytest.raises(ValueError, match="tokenizer|texts"):
+        model.generate(sampler=sampler)

@@ -1,0 +1,413 @@
+"""TextToMel: text encoder + length/alignment + denoiser + diffusion objective (a plain nn.Module).
+
+Training (``loss(batch)``):
+  1. the raw log-mel is normalized with the model's MelStats -> x0 (B, n_mels, T);
+  2. the text encoder gives h (B, L, D), projected to ``cond_dim``;
+  3. ``aligned`` mode: h is projected to a mel-dim prior mean mu per token (Grad-TTS). Durations come
+     from the batch (exact, ``Batch.durations``) or from monotonic alignment search between mu and x0;
+     the prior loss is the unit-variance Gaussian NLL of x0 under the expanded mu, the duration
+     predictor (on detached h) regresses log(1 + frames). The condition ``Cond.frames`` is the
+     expanded mu (``aligned_features="prior"``, like Matcha/Grad-TTS) or the expanded h ("encoder").
+     ``cross_attention`` mode: the condition is the token sequence h with its mask, and a length
+     predictor regresses log(total frames);
+  4. the diffusion loss is the objective's masked loss of the denoiser under that condition.
+
+Generation (``generate``): durations/lengths are predicted (or given), noise is standard normal drawn per
+item (per-item generators when a seed is given, in a layout that does not depend on the padded length),
+the sampler integrates ``x0_fn`` (classifier-free guidance with the learned null condition in one
+batched pass when ``guidance != 1``), and the result is de-normalized to raw log-mel.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tortoise_lite.models.alignment import (
+    durations_from_path,
+    expand_by_durations,
+    gaussian_log_likelihood,
+    maximum_path,
+)
+from tortoise_lite.models.conditioning import COND_MODES, Cond
+from tortoise_lite.models.duration import (
+    DurationPredictor,
+    LengthPredictor,
+    durations_from_log,
+    lengths_from_log,
+)
+
+ALIGNMENTS = ("auto", "mas", "durations")
+ALIGNED_FEATURES = ("prior", "encoder")
+
+
+def _build(obj, **kwargs):
+    """An nn.Module as is, or call a factory (e.g. a Hydra ``_partial_``) with the kwargs it accepts."""
+    if isinstance(obj, nn.Module):
+        return obj
+    if not callable(obj):
+        raise TypeError(f"expected an nn.Module or a callable building one, got {type(obj).__name__}")
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return obj(**kwargs)
+    return obj(**{k: v for k, v in kwargs.items() if k in params})
+
+
+def _pad_ids(seqs: Sequence[Sequence[int]], device: torch.device) -> tuple[Tensor, Tensor]:
+    n = max(len(s) for s in seqs)
+    tokens = torch.zeros(len(seqs), n, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        tokens[i, : len(s)] = torch.as_tensor(list(s), dtype=torch.long)
+    return tokens.to(device), (tokens != 0).to(device)
+
+
+class TextToMel(nn.Module):
+    """Text-conditioned mel diffusion model.
+
+    Args:
+        denoiser: a built denoiser (``UNet1D``/``UNet2D``) or a factory called with ``n_mels``,
+            ``cond_mode``, ``cond_channels``, ``context_dim``, ``n_speakers`` (Hydra ``_partial_: true``).
+        objective: ``tortoise_lite.diffusion.objectives.Objective`` (holds the schedule).
+        text_encoder: a ``TextEncoder`` or a factory called with ``vocab_size`` (learned encoders).
+        tokenizer: turns texts into ids for ``generate(texts=...)`` (and gives ``vocab_size``).
+        mel_spec: the ``MelSpec`` of the training data (stored with the model; n_mels comes from it).
+        stats: ``MelStats`` used to normalize mels (identity when None; set later with ``set_stats``).
+        mode: "aligned" | "cross_attention".
+        alignment: "auto" (batch durations when present, else MAS), "mas", or "durations" (required).
+        aligned_features: "prior" (expanded prior mu, n_mels channels) or "encoder" (expanded h).
+        cond_dim: width of the projected text sequence (cross-attention context / encoder features).
+        n_speakers: speaker table size (0 = single speaker).
+        sampler: default ``Sampler`` for ``generate``.
+        max_frames: cap on generated frames per item (guards against runaway duration predictions).
+    """
+
+    def __init__(
+        self,
+        denoiser: nn.Module | Callable[..., nn.Module],
+        objective,
+        text_encoder: nn.Module | Callable[..., nn.Module],
+        tokenizer=None,
+        mel_spec=None,
+        stats=None,
+        mode: str = "aligned",
+        alignment: str = "auto",
+        aligned_features: str = "prior",
+        cond_dim: int = 192,
+        n_speakers: int = 0,
+        prior_loss_weight: float = 1.0,
+        duration_loss_weight: float = 1.0,
+        length_loss_weight: float = 1.0,
+        duration_hidden: int = 256,
+        sampler=None,
+        max_frames: int = 4096,
+        mas_backend: str = "auto",
+    ):
+        super().__init__()
+        if mode not in COND_MODES:
+            raise ValueError(f"TextToMel.mode must be one of {COND_MODES}, got {mode!r}")
+        if alignment not in ALIGNMENTS:
+            raise ValueError(f"TextToMel.alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+        if aligned_features not in ALIGNED_FEATURES:
+            raise ValueError(
+                f"TextToMel.aligned_features must be one of {ALIGNED_FEATURES}, got {aligned_features!r}"
+            )
+        if mel_spec is None:
+            from tortoise_lite.audio.mel import MelSpec
+
+            mel_spec = MelSpec()
+        self.mel_spec = mel_spec
+        self.n_mels = int(mel_spec.n_mels)
+        self.tokenizer = tokenizer
+        self.objective = objective
+        self.mode = mode
+        self.alignment = alignment
+        self.aligned_features = aligned_features
+        self.n_speakers = n_speakers
+        self.prior_loss_weight = prior_loss_weight
+        self.duration_loss_weight = duration_loss_weight
+        self.length_loss_weight = length_loss_weight
+        self.sampler = sampler
+        self.max_frames = max_frames
+        self.mas_backend = mas_backend
+        vocab = len(tokenizer) if tokenizer is not None else None
+        self.text_encoder = _build(text_encoder, vocab_size=vocab)
+        enc_dim = int(self.text_encoder.out_dim)
+        self.text_proj = nn.Linear(enc_dim, cond_dim) if enc_dim != cond_dim else nn.Identity()
+        self.cond_dim = cond_dim
+        if mode == "aligned":
+            self.prior = nn.Linear(cond_dim, self.n_mels)
+            self.duration_predictor = DurationPredictor(cond_dim, duration_hidden)
+            cond_channels = self.n_mels if aligned_features == "prior" else cond_dim
+            context_dim = 0
+        else:
+            self.length_predictor = LengthPredictor(cond_dim, duration_hidden)
+            cond_channels = 0
+            context_dim = cond_dim
+        self.denoiser = _build(
+            denoiser,
+            n_mels=self.n_mels,
+            cond_mode=mode,
+            cond_channels=cond_channels,
+            context_dim=context_dim,
+            n_speakers=n_speakers,
+        )
+        got = getattr(self.denoiser, "cond_mode", mode)
+        if got != mode:
+            raise ValueError(f"the denoiser was built with cond_mode={got!r} but TextToMel.mode={mode!r}")
+        self.set_stats(stats)
+
+    # ------------------------------------------------------------------ normalization
+    def set_stats(self, stats) -> None:
+        """Set the MelStats used to normalize (None = identity)."""
+        if stats is None:
+            from tortoise_lite.audio.stats import MelStats
+
+            stats = MelStats.identity(self.n_mels)
+        if stats.n_mels != self.n_mels:
+            raise ValueError(
+                f"MelStats have {stats.n_mels} bins but the model's MelSpec has n_mels={self.n_mels}"
+            )
+        self.stats = stats
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ------------------------------------------------------------------ text
+    def encode_text(
+        self,
+        tokens: Tensor | None,
+        token_mask: Tensor | None,
+        texts: list[str] | None = None,
+        text_embedding: Tensor | None = None,
+        text_embedding_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """-> h (B, L, cond_dim) zero at padded tokens, mask (B, L) bool."""
+        h, mask = self.text_encoder(
+            tokens=tokens,
+            token_mask=token_mask,
+            texts=texts,
+            embedding=text_embedding,
+            embedding_mask=text_embedding_mask,
+        )
+        h = self.text_proj(h.to(self.device)) * mask[..., None].to(h.dtype)
+        return h, mask.to(self.device)
+
+    def _use_batch_durations(self, durations: Tensor | None) -> bool:
+        if self.alignment == "mas":
+            return False
+        if durations is None:
+            if self.alignment == "durations":
+                raise ValueError(
+                    "TextToMel.alignment='durations' but the batch has no durations: use a corpus that "
+                    "provides them (e.g. synthetic_speech) or set alignment to 'auto'/'mas'"
+                )
+            return False
+        if self.text_encoder.input_kind != "tokens":
+            # exact durations count frames per Batch.tokens entry; other encoders have their own sequence
+            if self.alignment == "durations":
+                raise ValueError(
+                    "Batch.durations index Batch.tokens: use a learned (token) text encoder with them"
+                )
+            return False
+        return True
+
+    # ------------------------------------------------------------------ training
+    def loss(self, batch) -> tuple[Tensor, dict[str, float | Tensor]]:
+        """batch: ``tortoise_lite.data.batch.Batch`` -> (scalar loss, logs)."""
+        mel_mask = batch.mel_mask
+        x0 = self.stats.normalize(batch.mel) * mel_mask[:, None, :].to(batch.mel.dtype)
+        h, tmask = self.encode_text(
+            batch.tokens, batch.token_mask, batch.texts, batch.text_embedding, batch.text_embedding_mask
+        )
+        logs: dict[str, float | Tensor] = {}
+        total = x0.new_zeros(())
+        T = x0.shape[-1]
+        if self.mode == "aligned":
+            mu = self.prior(h)  # (B, L, n_mels)
+            if self._use_batch_durations(batch.durations):
+                durations = batch.durations.long() * tmask.long()
+                if bool((durations.sum(-1) != batch.mel_lengths).any()):
+                    raise ValueError("Batch.durations do not sum to Batch.mel_lengths for every item")
+            else:
+                with torch.no_grad():
+                    log_p = gaussian_log_likelihood(x0, mu)
+                    lengths = tmask.sum(-1)
+                    path = maximum_path(log_p, lengths, batch.mel_lengths, self.mas_backend)
+                durations = durations_from_path(path)
+            mu_frames = expand_by_durations(mu, durations, T)  # (B, n_mels, T)
+            fm = mel_mask[:, None, :].to(x0.dtype)
+            prior = 0.5 * ((x0 - mu_frames) ** 2 + math.log(2 * math.pi)) * fm
+            prior_loss = prior.sum() / (fm.sum() * self.n_mels)
+            log_dur = self.duration_predictor(h.detach(), tmask)
+            target = torch.log1p(durations.float()) * tmask
+            dur_loss = ((log_dur - target) ** 2 * tmask).sum() / tmask.sum().clamp_min(1)
+            total = total + self.prior_loss_weight * prior_loss + self.duration_loss_weight * dur_loss
+            logs.update(prior_loss=prior_loss.detach(), duration_loss=dur_loss.detach())
+            feats = mu_frames if self.aligned_features == "prior" else expand_by_durations(h, durations, T)
+            cond = Cond(frames=feats, frame_mask=mel_mask, speaker=batch.speaker)
+        else:
+            log_len = self.length_predictor(h.detach(), tmask)
+            len_loss = F.mse_loss(log_len, batch.mel_lengths.float().log())
+            total = total + self.length_loss_weight * len_loss
+            logs.update(length_loss=len_loss.detach())
+            cond = Cond(tokens=h, token_mask=tmask, frame_mask=mel_mask, speaker=batch.speaker)
+
+        def denoise_fn(x_t: Tensor, t: Tensor) -> Tensor:
+            return self.denoiser(x_t, t, cond)
+
+        diff, info = self.objective.loss(denoise_fn, x0, mask=mel_mask[:, None, :])
+        diff_loss = diff.mean()
+        total = total + diff_loss
+        logs.update(diffusion_loss=diff_loss.detach(), loss=total.detach(), t_mean=info["t"].mean())
+        return total, logs
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def predict_lengths(
+        self,
+        h: Tensor,
+        tmask: Tensor,
+        length_scale: float | Tensor = 1.0,
+        durations: Tensor | None = None,
+        lengths: Tensor | None = None,
+    ) -> tuple[Tensor | None, Tensor]:
+        """-> (durations (B, L) long or None, frames (B,) long) from predictions or user overrides."""
+        if self.mode == "aligned":
+            if durations is None:
+                durations = durations_from_log(self.duration_predictor(h, tmask), tmask, length_scale)
+            else:
+                durations = torch.as_tensor(durations, device=h.device).long()
+                if durations.shape != tmask.shape:
+                    raise ValueError(
+                        f"durations must be (B, L) = {tuple(tmask.shape)}, got {tuple(durations.shape)}"
+                    )
+                durations = durations * tmask.long()
+            n = durations.sum(-1).clamp_min(1)
+        else:
+            if lengths is None:
+                n = lengths_from_log(self.length_predictor(h, tmask), length_scale)
+            else:
+                n = torch.as_tensor(lengths, device=h.device).long().reshape(-1)
+        if bool((n > self.max_frames).any()):
+            raise ValueError(
+                f"predicted lengths {n.tolist()} exceed max_frames={self.max_frames}: the text is too long or "
+                "the duration predictor is untrained; lower length_scale or pass durations/lengths"
+            )
+        return durations, n
+
+    @torch.no_grad()
+    def generate(
+        self,
+        texts: list[str] | None = None,
+        tokens: Tensor | Sequence[Sequence[int]] | None = None,
+        sampler=None,
+        steps: int | None = None,
+        guidance: float = 1.0,
+        seed: int | None = None,
+        length_scale: float | Tensor = 1.0,
+        temperature: float = 1.0,
+        durations: Tensor | None = None,
+        lengths: Tensor | None = None,
+        speaker: Tensor | None = None,
+        text_embedding: Tensor | None = None,
+        text_embedding_mask: Tensor | None = None,
+        generator: Sequence[torch.Generator] | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Synthesize raw log-mels.
+
+        Args:
+            texts / tokens: the inputs (tokens (B, L) long with 0 = pad, or lists of ids).
+            sampler: a ``Sampler`` (default: the one given at construction); steps overrides its steps.
+            guidance: classifier-free guidance scale (1 = off; cond and null in one batched pass).
+            seed: per-item generators -> the output for an item does not depend on the batch.
+            length_scale: >1 slower speech; durations (B, L) / lengths (B,): explicit overrides.
+            temperature: scale on the starting noise.
+        Returns:
+            mel (B, n_mels, T) raw natural-log mel (padded frames = log(log_floor)), mel_lengths (B,) long.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            return self._generate(
+                texts, tokens, sampler, steps, guidance, seed, length_scale, temperature,
+                durations, lengths, speaker, text_embedding, text_embedding_mask, generator,
+            )  # fmt: skip
+        finally:
+            self.train(was_training)
+
+    def _generate(
+        self, texts, tokens, sampler, steps, guidance, seed, length_scale, temperature,
+        durations, lengths, speaker, text_embedding, text_embedding_mask, generator,
+    ):  # fmt: skip
+        from tortoise_lite.diffusion.guidance import cfg_x0_fn
+        from tortoise_lite.diffusion.samplers import Sampler, make_generators
+
+        device = self.device
+        tmask = None
+        if tokens is None and self.text_encoder.input_kind == "tokens":
+            if texts is None:
+                raise ValueError("generate: pass texts=[...] or tokens=")
+            if self.tokenizer is None:
+                raise ValueError(
+                    "generate(texts=...) needs a tokenizer: build TextToMel with tokenizer=, or pass tokens="
+                )
+            tokens, tmask = _pad_ids([self.tokenizer.encode(t) for t in texts], device)
+        elif tokens is not None and not isinstance(tokens, Tensor):
+            tokens, tmask = _pad_ids(tokens, device)
+        elif tokens is not None:
+            tokens = tokens.to(device)
+            tmask = tokens != 0
+        h, tmask = self.encode_text(tokens, tmask, texts, text_embedding, text_embedding_mask)
+        b = h.shape[0]
+        durations, n = self.predict_lengths(h, tmask, length_scale, durations, lengths)
+        T = int(n.max())
+        frame_mask = torch.arange(T, device=device)[None, :] < n[:, None]
+        if speaker is not None:
+            speaker = torch.as_tensor(speaker, device=device).long().reshape(b)
+        if self.mode == "aligned":
+            mu = self.prior(h)
+            feats = expand_by_durations(mu if self.aligned_features == "prior" else h, durations, T)
+            cond = Cond(frames=feats, frame_mask=frame_mask, speaker=speaker)
+        else:
+            cond = Cond(tokens=h, token_mask=tmask, frame_mask=frame_mask, speaker=speaker)
+
+        if generator is None and seed is not None:
+            generator = make_generators(seed, b, device)
+        # noise drawn as (T_i, n_mels) per item then transposed: its values do not depend on the padding
+        noise = torch.zeros(b, self.n_mels, T, device=device)
+        for i in range(b):
+            ti = int(n[i])
+            g = generator[i] if generator is not None else None
+            gdev = g.device if g is not None else device
+            noise[i, :, :ti] = torch.randn(ti, self.n_mels, generator=g, device=gdev).to(device).T
+        noise = noise * temperature
+
+        fmask = frame_mask[:, None, :].float()
+        guided = guidance != 1.0
+        pair_cond = cond.cat(cond.null()) if guided else cond
+
+        def denoise_fn(x_t: Tensor, t: Tensor) -> Tensor:
+            return self.denoiser(x_t, t, pair_cond)
+
+        x0_fn = self.objective.x0_fn(denoise_fn)
+        if guided:
+            x0_fn = cfg_x0_fn(x0_fn, guidance)
+
+        def masked_x0(x_t: Tensor, t: Tensor) -> Tensor:
+            return x0_fn(x_t, t) * fmask
+
+        sampler = sampler if sampler is not None else (self.sampler or Sampler())
+        result = sampler(masked_x0, self.objective.schedule, noise, generator=generator, steps=steps)
+        mel = self.stats.denormalize(result.x)
+        silence = math.log(self.mel_spec.log_floor)
+        mel = torch.where(frame_mask[:, None, :], mel, torch.full_like(mel, silence))
+        return mel, n

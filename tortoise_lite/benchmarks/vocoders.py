@@ -1,0 +1,136 @@
+"""Vocoder benchmark: ``python -m tortoise_lite.bench vocoders [--ckpt vocoder.pt] [--threads 2]``.
+
+* Speed: x real time on CPU for ``--seconds`` of audio (default 10 s) with ``--threads`` intra-op threads,
+  best of ``--repeats`` runs, for Griffin-Lim, the (untrained) Vocos-style architecture, each ``--ckpt``
+  and, with ``--external``, randomly initialized HiFi-GAN V1 / BigVGAN-base-sized generators.
+* Quality (Griffin-Lim and ``--ckpt`` vocoders): copy-synthesis of held-out eSpeak NG utterances (sentences
+  and pitches not in the vocoder recipe's training corpus): mel L1 and MCD of the re-analysed output, and
+  multi-resolution STFT distance, against the ground-truth waveform. Lower is better for all three.
+
+Figures are printed and written to ``--json`` when given; nothing is asserted.
+Full training run to evaluate: ``python -m tortoise_lite.train +recipe=vocoder`` then
+``python -m tortoise_lite.bench vocoders --ckpt outputs/vocoder/vocoder.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from tortoise_lite.audio.io import resample
+from tortoise_lite.audio.mel import MelSpec
+from tortoise_lite.vocoders import (
+    BigVGANVocoder,
+    GriffinLim,
+    HiFiGANVocoder,
+    Vocoder,
+    VocosVocoder,
+    load_vocoder,
+)
+from tortoise_lite.vocoders.metrics import mel_cepstral_distortion, mel_l1, multi_resolution_stft_distance
+
+HELDOUT_VOICES = (("en-us", 40), ("en", 60))
+
+
+def heldout_utterances(mel_spec: MelSpec, n: int) -> list[torch.Tensor]:
+    """``n`` held-out eSpeak NG utterances ``(S,)`` at the MelSpec's sample rate."""
+    from tortoise_lite.text import espeak
+    from tortoise_lite.training.vocoder_module import HELDOUT_SENTENCES
+
+    out = []
+    for i in range(n):
+        text = HELDOUT_SENTENCES[i % len(HELDOUT_SENTENCES)]
+        voice, pitch = HELDOUT_VOICES[i % len(HELDOUT_VOICES)]
+        syn = espeak.synthesize(text, voice=voice, pitch=pitch)
+        wav = resample(syn.float_audio, syn.sample_rate, mel_spec.sample_rate)
+        out.append(torch.from_numpy(wav.copy()))
+    return out
+
+
+@torch.inference_mode()
+def speed(vocoder: Vocoder, seconds: float, repeats: int) -> float:
+    """x real time: ``seconds`` of audio / best wall time to vocode it."""
+    ms = vocoder.mel_spec
+    frames = int(seconds / ms.frame_seconds)
+    mel = torch.randn(1, ms.n_mels, frames) - 5.0
+    vocoder.synthesize(mel[..., : max(8, frames // 10)])  # warm-up (allocator, kernels)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        vocoder.synthesize(mel)
+        best = min(best, time.perf_counter() - t0)
+    return seconds / best
+
+
+@torch.inference_mode()
+def quality(vocoder: Vocoder, utterances: list[torch.Tensor]) -> dict[str, float]:
+    ms = vocoder.mel_spec
+    scores = {"mel_l1": 0.0, "mcd_db": 0.0, "mrstft": 0.0}
+    for wav in utterances:
+        wav = wav[: wav.shape[-1] // ms.hop * ms.hop]
+        out = vocoder(ms(wav))[0]
+        scores["mel_l1"] += mel_l1(out, wav, ms)
+        scores["mcd_db"] += mel_cepstral_distortion(out, wav, ms)
+        scores["mrstft"] += multi_resolution_stft_distance(out, wav)
+    return {k: v / len(utterances) for k, v in scores.items()}
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m tortoise_lite.bench vocoders", description=__doc__.splitlines()[0]
+    )
+    p.add_argument("--ckpt", action="append", default=[], help="trained vocoder checkpoint(s) to evaluate")
+    p.add_argument(
+        "--mel", default="hifigan_22k_80", help="MelSpec preset for Griffin-Lim and the untrained model"
+    )
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--heldout", type=int, default=4, help="held-out utterances for the quality figures")
+    p.add_argument("--gl-iters", type=int, default=32)
+    p.add_argument(
+        "--external", action="store_true", help="also time HiFi-GAN V1 / BigVGAN-base sized generators"
+    )
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    ms = MelSpec.preset(args.mel)
+    entries: list[tuple[str, Vocoder, bool]] = [
+        (f"griffin_lim({args.gl_iters} it)", GriffinLim(ms, n_iter=args.gl_iters), True),
+        ("vocos-style (untrained, speed only)", VocosVocoder(ms).eval(), False),
+    ]
+    for ckpt in args.ckpt:
+        entries.append((f"trained {ckpt}", load_vocoder(ckpt), True))
+    if args.external:
+        entries.append(("hifigan V1 size (random)", HiFiGANVocoder(ms).eval(), False))
+        big = MelSpec.preset("bigvgan_24k_100")
+        entries.append(
+            ("bigvgan base size (random)", BigVGANVocoder(big, upsample_initial_channel=512).eval(), False)
+        )
+
+    utterances: dict[MelSpec, list[torch.Tensor]] = {}
+    results = []
+    print(
+        f"CPU, {args.threads} threads, {args.seconds:g} s of audio; quality on {args.heldout} held-out utterances"
+    )
+    print(f"{'vocoder':45s} {'x real time':>12s} {'mel L1':>8s} {'MCD dB':>8s} {'MR-STFT':>8s}")
+    for name, vocoder, with_quality in entries:
+        row = {"vocoder": name, "x_real_time": speed(vocoder, args.seconds, args.repeats)}
+        if with_quality:
+            if vocoder.mel_spec not in utterances:
+                utterances[vocoder.mel_spec] = heldout_utterances(vocoder.mel_spec, args.heldout)
+            row.update(quality(vocoder, utterances[vocoder.mel_spec]))
+        results.append(row)
+        q = [f"{row[k]:8.3f}" if k in row else f"{'-':>8s}" for k in ("mel_l1", "mcd_db", "mrstft")]
+        print(f"{name:45s} {row['x_real_time']:12.1f} {' '.join(q)}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps({"threads": args.threads, "seconds": args.seconds, "results": results}, indent=2)
+        )
+    return 0

@@ -1,0 +1,133 @@
+"""Griffin-Lim: the training-free default vocoder.
+
+Two steps, both batched torch (GPU when the input is on a GPU):
+
+1. log-mel -> linear STFT magnitude: non-negative least squares ``min ||F S - M||^2, S >= 0`` with the
+   MelSpec's own filterbank ``F`` (pseudo-inverse start, then projected gradient steps of size 1/L with
+   L = ||F||_2^2, which decrease the objective monotonically).
+2. magnitude -> waveform: fast Griffin-Lim (Perraudin, Balazs & Sondergaard 2013), i.e. Griffin-Lim with
+   a momentum term on the projected spectrogram, using the MelSpec's STFT framing (``center`` and the
+   ``(n_fft - hop) / 2`` reflect padding) so frames line up with the analysis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from tortoise_lite.audio.mel import MelSpec
+from tortoise_lite.vocoders.base import Vocoder
+from tortoise_lite.vocoders.spectral import ISTFT
+
+
+def mel_to_linear(
+    log_mel: torch.Tensor, mel_spec: MelSpec, nnls_iters: int = 30, filterbank: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Natural-log mel ``(B, n_mels, T)`` -> linear STFT magnitude ``(B, n_fft // 2 + 1, T)``.
+
+    The mel is of ``|X|^power``; the NNLS solution is mapped back with ``1 / power``.
+    """
+    work = torch.float64 if log_mel.dtype == torch.float64 else torch.float32
+    fb = (
+        mel_spec.filterbank(log_mel.device, work)
+        if filterbank is None
+        else filterbank.to(log_mel.device, work)
+    )
+    target = log_mel.to(work).exp()  # (B, n_mels, T)
+    s = torch.linalg.pinv(fb) @ target  # (B, F, T) least-squares start
+    s = s.clamp_min(0.0)
+    if nnls_iters > 0:
+        lipschitz = torch.linalg.matrix_norm(fb, ord=2).square()
+        step = 1.0 / lipschitz
+        fbt = fb.transpose(0, 1)
+        gram = fbt @ fb  # (F, F): gradient = F^T F s - F^T m
+        fbt_m = fbt @ target
+        for _ in range(nnls_iters):
+            s = (s - step * (gram @ s - fbt_m)).clamp_min(0.0)
+    if mel_spec.power != 1.0:
+        s = s.pow(1.0 / mel_spec.power)
+    return s.to(log_mel.dtype)
+
+
+def fast_griffin_lim(
+    magnitude: torch.Tensor,
+    mel_spec: MelSpec,
+    n_iter: int = 32,
+    momentum: float = 0.99,
+    seed: int | None = 0,
+    length: int | None = None,
+) -> torch.Tensor:
+    """Linear magnitude ``(B, n_fft // 2 + 1, T)`` -> waveform ``(B, length)`` (default ``T * hop``).
+
+    Args:
+        n_iter: Griffin-Lim iterations (each is one iSTFT + one STFT).
+        momentum: the "fast" Griffin-Lim acceleration in [0, 1); 0 gives classic Griffin-Lim.
+        seed: random initial phase, drawn per item from its own generator so an item's result does not
+            depend on the rest of the batch; ``None`` starts from zero phase.
+    """
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    n_batch, _, n_frames = magnitude.shape
+    length = mel_spec.num_samples(n_frames) if length is None else length
+    istft = ISTFT(mel_spec.n_fft, mel_spec.hop, mel_spec.win, "center" if mel_spec.center else "same").to(
+        magnitude.device
+    )
+    if seed is None:
+        phase = torch.zeros_like(magnitude)
+    else:
+        phase = torch.stack(
+            [
+                torch.rand(
+                    magnitude.shape[1:], generator=torch.Generator().manual_seed(seed), dtype=magnitude.dtype
+                )
+                for _ in range(n_batch)
+            ]
+        ).to(magnitude.device) * (2 * torch.pi)
+    angles = torch.polar(torch.ones_like(magnitude), phase)
+    previous = torch.zeros_like(angles)
+    eps = torch.finfo(magnitude.dtype).eps
+    for _ in range(n_iter):
+        wav = istft(magnitude * angles, length=length)
+        rebuilt = mel_spec.stft(wav)[..., :n_frames]
+        angles = rebuilt - (momentum / (1.0 + momentum)) * previous
+        angles = angles / (angles.abs() + eps)
+        previous = rebuilt
+    return istft(magnitude * angles, length=length)
+
+
+class GriffinLim(Vocoder):
+    """Training-free vocoder: NNLS mel inversion + fast Griffin-Lim.
+
+    Args:
+        mel_spec: the MelSpec of the input mels (object, dict of fields, or preset name).
+        n_iter: Griffin-Lim iterations; more = fewer phase artefacts, linear cost.
+        momentum: fast Griffin-Lim momentum (0.99 as in torchaudio/librosa).
+        nnls_iters: projected-gradient refinements of the mel -> linear magnitude solve.
+        seed: initial random phase seed (per item); None = zero phase.
+    """
+
+    def __init__(
+        self,
+        mel_spec: MelSpec | Mapping[str, Any] | str | None = None,
+        n_iter: int = 32,
+        momentum: float = 0.99,
+        nnls_iters: int = 30,
+        seed: int | None = 0,
+    ) -> None:
+        super().__init__(mel_spec)
+        if n_iter < 0 or nnls_iters < 0:
+            raise ValueError(f"n_iter ({n_iter}) and nnls_iters ({nnls_iters}) must be >= 0")
+        self.n_iter, self.momentum, self.nnls_iters, self.seed = n_iter, momentum, nnls_iters, seed
+        self.register_buffer("filterbank", self.mel_spec.filterbank(), persistent=False)
+
+    @torch.no_grad()
+    def synthesize(self, mel: torch.Tensor) -> torch.Tensor:
+        """``(B, n_mels, T)`` log-mel -> ``(B, T * hop)`` waveform."""
+        mel = mel.to(self.filterbank.device, torch.float32)
+        magnitude = mel_to_linear(mel, self.mel_spec, self.nnls_iters, self.filterbank)
+        return fast_griffin_lim(magnitude, self.mel_spec, self.n_iter, self.momentum, self.seed)
+
+    def extra_repr(self) -> str:
+        return f"n_iter={self.n_iter}, momentum={self.momentum}, nnls_iters={self.nnls_iters}, {super().extra_repr()}"

@@ -1,0 +1,163 @@
+"""Vocos-style neural vocoder: a ConvNeXt backbone at frame rate and an iSTFT head.
+
+All layers run at the mel frame rate (no upsampling convolutions); the head predicts log-magnitude and
+phase for every STFT bin and one inverse STFT makes the waveform. That is why it is cheap on CPU.
+Parameter names follow gemelo-ai/vocos (``backbone.embed``, ``backbone.convnext.N.dwconv`` ...,
+``head.out``) so upstream ``pytorch_model.bin`` files load into the same class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from tortoise_lite.audio.mel import MelSpec
+from tortoise_lite.vocoders.base import Vocoder
+from tortoise_lite.vocoders.spectral import ISTFT
+
+
+class ConvNeXtBlock(nn.Module):
+    """Depthwise conv (k=7) -> LayerNorm -> Linear(dim, hidden) -> GELU -> Linear(hidden, dim) -> scale, residual.
+
+    ``x``: ``(B, dim, T)`` -> ``(B, dim, T)``.
+    """
+
+    def __init__(self, dim: int, intermediate_dim: int, layer_scale_init_value: float, kernel_size: int = 7):
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, intermediate_dim)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(intermediate_dim, dim)
+        # Layer scale (ConvNeXt): small residual branches at init keep a deep stack close to identity.
+        self.gamma = (
+            nn.Parameter(torch.full((dim,), float(layer_scale_init_value)))
+            if layer_scale_init_value > 0
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dwconv(x).transpose(1, 2)  # (B, T, dim)
+        y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        if self.gamma is not None:
+            y = self.gamma * y
+        return x + y.transpose(1, 2)
+
+
+class VocosBackbone(nn.Module):
+    """``(B, input_channels, T)`` -> ``(B, T, dim)`` features, same frame rate."""
+
+    def __init__(
+        self,
+        input_channels: int,
+        dim: int,
+        intermediate_dim: int,
+        num_layers: int,
+        layer_scale_init_value: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.input_channels = input_channels
+        self.embed = nn.Conv1d(input_channels, dim, kernel_size=7, padding=3)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        scale = layer_scale_init_value or 1.0 / num_layers
+        self.convnext = nn.ModuleList(
+            [ConvNeXtBlock(dim, intermediate_dim, scale) for _ in range(num_layers)]
+        )
+        self.final_layer_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Conv1d, nn.Linear)):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.embed(x).transpose(1, 2)).transpose(1, 2)
+        for block in self.convnext:
+            x = block(x)
+        return self.final_layer_norm(x.transpose(1, 2))
+
+
+class ISTFTHead(nn.Module):
+    """``(B, T, dim)`` -> waveform ``(B, S)`` via predicted log-magnitude and phase per STFT bin.
+
+    Args:
+        padding: ``"same"`` (``S = T * hop``; matches ``center=False`` mels) or ``"center"``
+            (``S = (T - 1) * hop``; matches ``center=True`` mels).
+    """
+
+    def __init__(
+        self, dim: int, n_fft: int, hop_length: int, padding: str = "same", win_length: int | None = None
+    ):
+        super().__init__()
+        self.n_fft = n_fft
+        self.out = nn.Linear(dim, n_fft + 2)
+        self.istft = ISTFT(n_fft, hop_length, win_length or n_fft, padding)
+
+    # Magnitudes above this are never plausible for audio in [-1, 1]; clipping keeps early training finite.
+    max_magnitude = 1e2
+
+    def spectrogram(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, dim)`` -> complex ``(B, n_fft // 2 + 1, T)``."""
+        log_mag, phase = self.out(x).transpose(1, 2).chunk(2, dim=1)
+        mag = log_mag.exp().clamp(max=self.max_magnitude)
+        # cos/sin rather than a raw angle: the phase output is unbounded and only its angle matters.
+        return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.istft(self.spectrogram(x))
+
+
+class VocosVocoder(Vocoder):
+    """ConvNeXt + iSTFT vocoder for ``mel_spec``'s log-mels.
+
+    Args:
+        mel_spec: input mel settings (object, dict or preset name). The head's framing follows it
+            (``n_fft``, ``hop``; ``center`` picks "center" vs "same" padding) unless given explicitly.
+        dim, intermediate_dim, num_layers: backbone size (defaults: 256 / 768 / 6, ~2.9 M parameters,
+            >50x real time on 2 CPU threads at 22 kHz).
+        head_n_fft, head_padding: override the head framing (used when loading upstream Vocos configs).
+
+    ``forward(mel)``: ``(B, n_mels, T)`` log-mel -> ``(B, S)`` with ``S = T * hop`` ("same") or
+    ``(T - 1) * hop`` ("center").
+    """
+
+    def __init__(
+        self,
+        mel_spec: MelSpec | Mapping[str, Any] | str | None = None,
+        dim: int = 256,
+        intermediate_dim: int = 768,
+        num_layers: int = 6,
+        layer_scale_init_value: float | None = None,
+        head_n_fft: int | None = None,
+        head_padding: str | None = None,
+    ) -> None:
+        super().__init__(mel_spec)
+        ms = self.mel_spec
+        self.arch = dict(
+            dim=dim,
+            intermediate_dim=intermediate_dim,
+            num_layers=num_layers,
+            layer_scale_init_value=layer_scale_init_value,
+            head_n_fft=head_n_fft or ms.n_fft,
+            head_padding=head_padding or ("center" if ms.center else "same"),
+        )
+        self.backbone = VocosBackbone(ms.n_mels, dim, intermediate_dim, num_layers, layer_scale_init_value)
+        self.head = ISTFTHead(dim, self.arch["head_n_fft"], ms.hop, self.arch["head_padding"])
+
+    def synthesize(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(mel))
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        # Upstream files also hold the feature extractor's buffers and a persistent iSTFT window; neither
+        # is a learned weight (the window is rebuilt from n_fft), so they are dropped here.
+        state_dict = {
+            k: v
+            for k, v in state_dict.items()
+            if not k.startswith("feature_extractor.") and not k.endswith("istft.window")
+        }
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)

@@ -144,7 +144,8 @@ class MelSpec:
             details = ", ".join(f"{k}: {what_self}={a!r} vs {what_other}={b!r}" for k, (a, b) in d.items())
             raise MelSpecMismatchError(
                 f"mel settings differ between the {what_self} and the {what_other} ({details}). "
-                f"Use a {what_other} trained on the same MelSpec, or re-create one of them with the other's settings."
+                "Both sides must use the same MelSpec: pick a model/vocoder/cache made with the same settings, "
+                "or rebuild one of them with the other's."
             )
 
     # ----- derived quantities -----------------------------------------------------------------------

@@ -148,3 +148,26 @@ def test_manifest_formats_and_errors(tmp_path):
         load_manifest(tmp_path / "lj" / "wavs", kind="ljspeech")
     with pytest.raises(ManifestError, match="not found or not a dataset"):
         load_manifest(tmp_path / "missing")
+
+
+def test_durations_of_another_tokenizer_are_dropped_not_the_item(tmp_path):
+    """Phoneme timings with a character tokenizer: items stay (alignment is learned); a wrong sum is still bad."""
+    from tortoise_lite.data.manifest import Item
+
+    mel = MelSpec()
+    tok = CharTokenizer()
+    wav = tmp_path / "a.wav"
+    sf.write(wav, tone(1.0), SR)
+    frames = mel.num_frames(SR)
+    other = tmp_path / "other.npy"
+    np.save(other, np.array([frames - 3, 3], dtype=np.int64))  # 2 phoneme tokens, "hello" has 5 chars
+    wrong_sum = tmp_path / "wrong.npy"
+    np.save(wrong_sum, np.ones(len(tok.encode("hello")), dtype=np.int64))
+    items = [
+        Item("kept", str(wav), "hello", durations=str(other)),
+        Item("bad", str(wav), "hello", durations=str(wrong_sum)),
+    ]
+    prepared = prepare_dataset(items, mel, tok, tmp_path / "out", progress=False)
+    assert [e.id for e in prepared.entries] == ["kept"] and prepared.entries[0].durations is None
+    assert [(s.id, s.reason) for s in prepared.skipped] == [("bad", "bad_durations")]
+    assert json.loads((prepared.view / "meta.json").read_text())["n_without_durations"] == 1

@@ -241,6 +241,7 @@ def prepare_dataset(
     entries: list[Entry] = []
     skipped: list[Skipped] = []
     seen_ids: set[str] = set()
+    dropped_durations = 0
     silence_peak = 10 ** (limits.silence_dbfs / 20)
 
     def skip(item: Item, reason: str, message: str) -> None:
@@ -306,10 +307,15 @@ def prepare_dataset(
             durations = None
             if item.durations is not None:
                 msg = _check_durations(Path(item.durations), len(tokens), info["frames"])
-                if msg:
+                if msg == _OTHER_TOKENIZER:
+                    # Durations made for another tokenizer (e.g. phoneme timings with text=chars): the item is
+                    # good, its alignment is learned instead (MAS), so keep it without durations.
+                    dropped_durations += 1
+                elif msg:
                     skip(item, "bad_durations", f"{item.id}: {msg}")
                     continue
-                durations = str(Path(item.durations).resolve())
+                else:
+                    durations = str(Path(item.durations).resolve())
             entries.append(
                 Entry(
                     id=item.id,
@@ -345,10 +351,15 @@ def prepare_dataset(
             "n_items": len(items),
             "n_good": len(entries),
             "n_skipped": len(skipped),
+            # items whose durations belong to another tokenizer: kept, aligned by MAS instead
+            "n_without_durations": dropped_durations,
             "total_frames": sum(e.frames for e in entries),
         },
     )
     return PreparedDataset(root, view, mel, tokenizer.to_dict(), entries, stats, skipped)
+
+
+_OTHER_TOKENIZER = "durations made for another tokenizer"
 
 
 def _check_durations(path: Path, n_tokens: int, n_frames: int) -> str | None:
@@ -361,10 +372,7 @@ def _check_durations(path: Path, n_tokens: int, n_frames: int) -> str | None:
     if d.ndim != 1 or not np.issubdtype(d.dtype, np.integer):
         return f"durations file {path} must hold a 1-D integer array, got {d.dtype} {d.shape}"
     if len(d) != n_tokens:
-        return (
-            f"durations file {path} has {len(d)} entries but the text has {n_tokens} tokens; the durations"
-            " were made for another tokenizer (use the corpus' phoneme tokenizer) or regenerate the corpus"
-        )
+        return _OTHER_TOKENIZER
     if (d < 0).any() or int(d.sum()) != n_frames:
         return f"durations file {path} sums to {int(d.sum())} frames but the mel has {n_frames} (or has negatives)"
     return None

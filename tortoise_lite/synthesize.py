@@ -1,0 +1,98 @@
+"""Synthesize speech: ``python -m tortoise_lite.synthesize ckpt=PATH text="..." [key=value ...]``.
+
+Writes one wav per text (and mel PNGs with ``mel_png=true``) to ``out_dir`` and prints the real-time
+factor split into acoustic model and vocoder time. Options: ``conf/synthesize.yaml`` (``--cfg`` prints the
+composed config). Bad input (empty text, unknown symbols, a missing or mismatched checkpoint) prints one
+``error:`` line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from tortoise_lite.evaluation.cli import (
+    UsageError,
+    build_sampler_from_config,
+    build_vocoder_spec,
+    compose,
+    require,
+    run_cli,
+    setup_torch,
+)
+
+USAGE = """usage: python -m tortoise_lite.synthesize ckpt=PATH (text="..." | texts=FILE) [key=value ...]
+
+  ckpt=PATH            text-to-mel checkpoint from `python -m tortoise_lite.train`
+  text="..."           the text to speak; or texts=FILE with one text per line
+  out_dir=DIR          where wavs go (default outputs/synthesize); mel_png=true adds mel figures
+  sampler=NAME         dpmpp_2m | dpmpp_3m | euler | heun | ddim | ... (default: the checkpoint's)
+  steps=N guidance=S seed=N length_scale=X temperature=X batch_size=N
+  vocoder=griffin_lim  or vocoder_ckpt=PATH for a trained vocoder
+  device=cpu|cuda|auto threads=N
+  --cfg                print the composed config; all keys: conf/synthesize.yaml"""
+
+
+def read_texts(cfg: DictConfig) -> list[str]:
+    """``text=`` or ``texts=FILE`` (one per line, blank lines skipped); errors name the problem."""
+    if cfg.get("text") is not None and cfg.get("texts") is not None:
+        raise UsageError("give either text=... or texts=FILE, not both")
+    if cfg.get("texts") is not None:
+        path = Path(str(cfg.texts)).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"texts={path}: no such file (one text per line expected)")
+        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            raise UsageError(f"texts={path} holds no text (every line is blank)")
+        return texts
+    if cfg.get("text") is None:
+        raise UsageError('nothing to say: add text="..." or texts=FILE')
+    text = str(cfg.text)
+    if not text.strip():
+        raise UsageError('text is empty: give some words, e.g. text="The red cat sees a ship."')
+    return [text]
+
+
+def run(cfg: DictConfig) -> int:
+    from tortoise_lite.api import TextToSpeech, load_checkpoint
+
+    ckpt = require(cfg, "ckpt", "the text-to-mel checkpoint (e.g. outputs/speech/checkpoints/last.ckpt)")
+    texts = read_texts(cfg)
+    device = setup_torch(cfg)
+    model, info = load_checkpoint(str(ckpt), device=device, use_ema=bool(cfg.use_ema))
+    tts = TextToSpeech(model, vocoder=build_vocoder_spec(cfg, model.mel_spec), device=device, info=info)
+    texts = tts.check_texts(texts)  # empty / unknown symbols: fail before any compute
+    speaker = None if cfg.get("speaker") is None else int(cfg.speaker)
+    result = tts.synthesize(
+        texts,
+        sampler=build_sampler_from_config(cfg),
+        steps=None if cfg.get("steps") is None else int(cfg.steps),
+        guidance=float(cfg.guidance),
+        seed=None if cfg.get("seed") is None else int(cfg.seed),
+        length_scale=float(cfg.length_scale),
+        temperature=float(cfg.temperature),
+        batch_size=int(cfg.batch_size),
+        speaker=speaker,
+    )
+    written = result.save(str(cfg.out_dir), prefix=str(cfg.prefix), mel_png=bool(cfg.mel_png))
+    wavs = [p for p in written if p.suffix == ".wav"]
+    for text, path, wav in zip(texts, wavs, result.wavs):
+        print(f"{path}  {wav.numel() / result.sample_rate:5.2f} s  {text}")
+    n_png = len(written) - len(wavs)
+    print(
+        f"{len(wavs)} wav{'s' if len(wavs) != 1 else ''}{f' + {n_png} png' if n_png else ''} in {cfg.out_dir} | "
+        f"{result.sampler}, {result.nfe} NFE, vocoder {type(tts.vocoder).__name__} | "
+        f"RTF {result.rtf:.3f} (acoustic {result.acoustic_rtf:.3f}, vocoder {result.vocoder_rtf:.3f}) "
+        f"for {result.audio_seconds:.2f} s of audio on {device}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli("synthesize", lambda args: run(compose("synthesize", args)), argv, USAGE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

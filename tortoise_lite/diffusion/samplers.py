@@ -102,7 +102,14 @@ def randn(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """Standard normal noise (B, ...). A list of generators draws item ``b`` from ``generator[b]``."""
+    """Standard normal noise (B, ...). A list of generators draws item ``b`` from ``generator[b]``.
+
+    Per-item noise is padding-stable, so results depend on neither batch size nor batch composition:
+    each call takes one fixed-size draw (a sub-seed) from the item's generator, whatever the shape, and
+    draws the noise from that sub-seed in fixed-size blocks along the last axis (time). torch fills
+    large tensors in a size-dependent order, so equal-sized blocks are what make an item's noise on
+    its first T frames the same whether the batch is padded to T frames or to more.
+    """
     shape = tuple(int(s) for s in shape)
     if generator is None:
         return torch.randn(shape, device=device, dtype=dtype)
@@ -111,8 +118,27 @@ def randn(
     gens = list(generator)
     if len(gens) != shape[0]:
         raise ValueError(f"randn: got {len(gens)} generators for a batch of {shape[0]}; pass one per item")
-    return torch.stack([torch.randn(shape[1:], generator=g, device=g.device, dtype=dtype) for g in gens]).to(
-        device
+    return torch.stack([_padding_stable_randn(shape[1:], g, dtype) for g in gens]).to(device)
+
+
+NOISE_BLOCK = 16  # frames per block of padding-stable noise
+
+
+def _padding_stable_randn(item_shape: tuple[int, ...], g: torch.Generator, dtype: torch.dtype) -> Tensor:
+    sub = torch.Generator(device=g.device)
+    sub.manual_seed(int(torch.randint(0, 2**62, (1,), generator=g, device=g.device)))
+    if not item_shape:
+        return torch.randn((), generator=sub, device=g.device, dtype=dtype)
+    *lead, t = item_shape
+    n_blocks = -(-t // NOISE_BLOCK)
+    blocks = [
+        torch.randn((*lead, NOISE_BLOCK), generator=sub, device=g.device, dtype=dtype)
+        for _ in range(n_blocks)
+    ]
+    return (
+        torch.cat(blocks, dim=-1)[..., :t]
+        if blocks
+        else torch.empty(item_shape, device=g.device, dtype=dtype)
     )
 
 

@@ -166,3 +166,12 @@ def test_save_writes_wavs_and_real_pngs(tts, tmp_path):
     assert wav.numel() == out.wavs[0].numel()
     img = matplotlib.image.imread(paths[1])
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100 and float(img[..., :3].std()) > 0.05
+
+
+def test_speakers_are_stored_and_selectable_by_name(tts):
+    """The tones corpus stores its timbre as the speaker: the checkpoint keeps the names in id order."""
+    names = tts.speakers
+    assert len(names) >= 2 and len(set(names)) == len(names)
+    assert tts.speaker_id(names[1]) == 1 and tts.speaker_id(0) == 0
+    with pytest.raises(ValueError, match="unknown speaker 'nobody'; known speakers: " + names[0]):
+        tts.speaker_id("nobody")

@@ -292,6 +292,20 @@ class TextToSpeech:
     def tokenizer(self) -> Any:
         return self.model.tokenizer
 
+    @property
+    def speakers(self) -> list[str]:
+        """Speaker names by id, as trained (empty for a single-speaker model or an in-memory model)."""
+        return list(getattr(self.info, "speakers", None) or [])
+
+    def speaker_id(self, speaker: int | str) -> int:
+        """A speaker id from an id or a trained speaker name (``ValueError`` listing the known names)."""
+        if isinstance(speaker, str):
+            if speaker not in self.speakers:
+                known = ", ".join(self.speakers) or "none: this model has no named speakers"
+                raise ValueError(f"unknown speaker {speaker!r}; known speakers: {known}")
+            return self.speakers.index(speaker)
+        return int(speaker)
+
     def check_texts(self, texts: str | Sequence[str]) -> list[str]:
         """Validate inputs before any compute: non-empty strings whose symbols the vocabulary knows.
 
@@ -325,7 +339,7 @@ class TextToSpeech:
         temperature: float = 1.0,
         batch_size: int = 8,
         durations: Sequence[Sequence[int]] | None = None,
-        speaker: int | Sequence[int] | None = None,
+        speaker: int | str | Sequence[int | str] | None = None,
         recorder: Callable[[RecordingSampler, int, int], None] | None = None,
         record_x0: bool = False,
     ) -> tuple[list[Tensor], RecordingSampler]:
@@ -351,7 +365,8 @@ class TextToSpeech:
                 )
         speakers = None
         if speaker is not None:
-            speakers = [int(speaker)] * n if isinstance(speaker, int) else [int(s) for s in speaker]
+            one = isinstance(speaker, (int, str))
+            speakers = [self.speaker_id(s) for s in ([speaker] * n if one else speaker)]
             if len(speakers) != n:
                 raise ValueError(f"speaker: got {len(speakers)} ids for {n} texts")
         wrapper = RecordingSampler(build_sampler(sampler, getattr(self.model, "sampler", None)), record_x0)
@@ -424,7 +439,7 @@ class TextToSpeech:
         temperature: float = 1.0,
         batch_size: int = 8,
         durations: Sequence[Sequence[int]] | None = None,
-        speaker: int | Sequence[int] | None = None,
+        speaker: int | str | Sequence[int | str] | None = None,
     ) -> SynthesisResult:
         """Texts -> waveforms and mels.
 

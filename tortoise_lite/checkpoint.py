@@ -190,6 +190,7 @@ class CheckpointInfo:
     mel_spec: Any  # MelSpec
     tokenizer: Any  # Tokenizer
     stats: Any  # MelStats
+    speakers: list[str] = field(default_factory=list)  # speaker names by id (empty: single speaker)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -212,7 +213,15 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"checkpoint {p} needs arbitrary pickled objects to load (refused: weights_only=True). "
             f"Only load files you trust; tortoise_lite checkpoints never need this. Detail: {str(e).splitlines()[0]}"
         ) from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        IndexError,
+        ValueError,
+        UnicodeDecodeError,
+    ) as e:
         raise CheckpointError(
             f"checkpoint {p} is not a readable torch file (truncated or corrupted?): {str(e).splitlines()[0]}"
         ) from e
@@ -227,8 +236,9 @@ def build_metadata(
     mel_spec: Any,
     tokenizer: Any,
     stats: Any,
+    speakers: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The ``checkpoint["tortoise_lite"]`` entry (plain data only)."""
+    """The ``checkpoint["tortoise_lite"]`` entry (plain data only). ``speakers``: names by speaker id."""
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -238,6 +248,7 @@ def build_metadata(
         "mel_spec": dict(mel_spec.to_dict()),
         "tokenizer": _plain(tokenizer.to_dict(), "tokenizer"),
         "stats": _plain(stats.to_dict(), "stats"),
+        "speakers": [str(s) for s in (speakers or [])],
     }
 
 
@@ -386,6 +397,7 @@ def load_text_to_mel(
         mel_spec=mel_spec,
         tokenizer=tokenizer,
         stats=stats,
+        speakers=list(meta.get("speakers", [])),
     )
     return model, info
 

@@ -120,10 +120,9 @@ def build_callbacks(
                 update_every_n_steps=int(cfg.ema.update_every_n_steps),
             )
         )
-    callbacks += [
-        OnExceptionCheckpoint(dirpath=ckpt_dir, filename="on_exception"),
-        LearningRateMonitor(logging_interval="step"),
-    ]
+    callbacks.append(OnExceptionCheckpoint(dirpath=ckpt_dir, filename="on_exception"))
+    if cfg.get("logger"):  # LearningRateMonitor needs a logger (logger=none runs without one)
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.get("record_items", False):
         callbacks.append(RecordItems(out))
     if cfg.trainer.get("enable_progress_bar", True) and cfg.get("rich_progress", True):
@@ -212,7 +211,14 @@ def run(cfg: DictConfig) -> RunResult:
 
     model_cfg = model_config(cfg)
     model = build_text_to_mel(model_cfg, mel, tokenizer, stats, instantiate=_hydra_instantiate)
-    metadata = build_metadata(OmegaConf.to_container(cfg, resolve=True), model_cfg, mel, tokenizer, stats)
+    metadata = build_metadata(
+        OmegaConf.to_container(cfg, resolve=True),
+        model_cfg,
+        mel,
+        tokenizer,
+        stats,
+        speakers=datamodule.speakers,
+    )
     scheduler = instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None
     module = TextToMelModule(
         model,

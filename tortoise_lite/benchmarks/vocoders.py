@@ -3,9 +3,11 @@
 * Speed: x real time on CPU for ``--seconds`` of audio (default 10 s) with ``--threads`` intra-op threads,
   best of ``--repeats`` runs, for Griffin-Lim, the (untrained) Vocos-style architecture, each ``--ckpt``
   and, with ``--external``, randomly initialized HiFi-GAN V1 / BigVGAN-base-sized generators.
-* Quality (Griffin-Lim and ``--ckpt`` vocoders): copy-synthesis of held-out eSpeak NG utterances (sentences
-  and pitches not in the vocoder recipe's training corpus): mel L1 and MCD of the re-analysed output, and
-  multi-resolution STFT distance, against the ground-truth waveform. Lower is better for all three.
+* Quality (Griffin-Lim and ``--ckpt`` vocoders): copy-synthesis of held-out eSpeak NG utterances (renderings
+  of the ``synthetic_speech`` corpus' held-out prompts, which are never among its training items; the corpus
+  settings come from the first ``--ckpt``'s training config, else the vocoder recipe's defaults): mel L1 and
+  DTW mel-cepstral distortion of the re-analysed output, and multi-resolution STFT distance, against the
+  ground-truth waveform (``tortoise_lite.audio.metrics``). Lower is better for all three.
 
 Figures are printed and written to ``--json`` when given; nothing is asserted.
 Full training run to evaluate: ``python -m tortoise_lite.train +recipe=vocoder`` then
@@ -21,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from tortoise_lite.audio.io import resample
 from tortoise_lite.audio.mel import MelSpec
+from tortoise_lite.audio.metrics import mcd_dtw, mel_l1, multi_resolution_stft_distance
 from tortoise_lite.vocoders import (
     BigVGANVocoder,
     GriffinLim,
@@ -31,24 +33,27 @@ from tortoise_lite.vocoders import (
     VocosVocoder,
     load_vocoder,
 )
-from tortoise_lite.vocoders.metrics import mel_cepstral_distortion, mel_l1, multi_resolution_stft_distance
 
-HELDOUT_VOICES = (("en-us", 40), ("en", 60))
+# The vocoder recipe's corpus (conf/recipe/vocoder.yaml: vocoder_recipe.data.corpus).
+DEFAULT_CORPUS = {"name": "synthetic_speech", "n_utterances": 300, "seed": 0}
 
 
-def heldout_utterances(mel_spec: MelSpec, n: int) -> list[torch.Tensor]:
-    """``n`` held-out eSpeak NG utterances ``(S,)`` at the MelSpec's sample rate."""
-    from tortoise_lite.text import espeak
-    from tortoise_lite.training.vocoder_module import HELDOUT_SENTENCES
+def heldout_utterances(mel_spec: MelSpec, n: int, corpus: dict | None = None) -> list[torch.Tensor]:
+    """``n`` held-out eSpeak NG utterances ``(S,)`` at the MelSpec's sample rate (see the module doc)."""
+    from tortoise_lite.data.corpora import get_corpus
+    from tortoise_lite.training.vocoder_module import heldout_speech
 
-    out = []
-    for i in range(n):
-        text = HELDOUT_SENTENCES[i % len(HELDOUT_SENTENCES)]
-        voice, pitch = HELDOUT_VOICES[i % len(HELDOUT_VOICES)]
-        syn = espeak.synthesize(text, voice=voice, pitch=pitch)
-        wav = resample(syn.float_audio, syn.sample_rate, mel_spec.sample_rate)
-        out.append(torch.from_numpy(wav.copy()))
-    return out
+    kwargs = {**DEFAULT_CORPUS, **(corpus or {}), "progress": False}
+    c = get_corpus(kwargs.pop("name"), mel=mel_spec, **kwargs)
+    return heldout_speech(c, mel_spec, n)
+
+
+def training_corpus(ckpt: str | Path) -> dict | None:
+    """The ``data.corpus`` settings a trained vocoder checkpoint was trained with (None if unknown)."""
+    raw = torch.load(ckpt, map_location="cpu", weights_only=True) if Path(ckpt).is_file() else {}
+    config = raw.get("config") if isinstance(raw, dict) else None
+    corpus = ((config or {}).get("data") or {}).get("corpus")
+    return dict(corpus) if isinstance(corpus, dict) else None
 
 
 @torch.inference_mode()
@@ -73,9 +78,9 @@ def quality(vocoder: Vocoder, utterances: list[torch.Tensor]) -> dict[str, float
     for wav in utterances:
         wav = wav[: wav.shape[-1] // ms.hop * ms.hop]
         out = vocoder(ms(wav))[0]
-        scores["mel_l1"] += mel_l1(out, wav, ms)
-        scores["mcd_db"] += mel_cepstral_distortion(out, wav, ms)
-        scores["mrstft"] += multi_resolution_stft_distance(out, wav)
+        scores["mel_l1"] += mel_l1(ms, wav, out)
+        scores["mcd_db"] += mcd_dtw(ms, wav, out)
+        scores["mrstft"] += multi_resolution_stft_distance(wav, out)
     return {k: v / len(utterances) for k, v in scores.items()}
 
 
@@ -113,6 +118,7 @@ def main(argv: list[str]) -> int:
             ("bigvgan base size (random)", BigVGANVocoder(big, upsample_initial_channel=512).eval(), False)
         )
 
+    corpus = next((c for c in map(training_corpus, args.ckpt) if c), None)
     utterances: dict[MelSpec, list[torch.Tensor]] = {}
     results = []
     print(
@@ -123,7 +129,7 @@ def main(argv: list[str]) -> int:
         row = {"vocoder": name, "x_real_time": speed(vocoder, args.seconds, args.repeats)}
         if with_quality:
             if vocoder.mel_spec not in utterances:
-                utterances[vocoder.mel_spec] = heldout_utterances(vocoder.mel_spec, args.heldout)
+                utterances[vocoder.mel_spec] = heldout_utterances(vocoder.mel_spec, args.heldout, corpus)
             row.update(quality(vocoder, utterances[vocoder.mel_spec]))
         results.append(row)
         q = [f"{row[k]:8.3f}" if k in row else f"{'-':>8s}" for k in ("mel_l1", "mcd_db", "mrstft")]

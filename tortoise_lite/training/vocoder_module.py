@@ -1,21 +1,26 @@
 """GAN training of the Vocos-style vocoder (``tortoise_lite.vocoders.VocosVocoder``) with Lightning.
 
 Entry for the training app: ``build_and_fit(cfg) -> Path`` (the written ``vocoder.pt``). ``cfg`` is the
-``vocoder_recipe`` section of ``conf/recipe/vocoder.yaml`` (or a whole config holding that section):
+whole training config (``vocoder_recipe`` section of ``conf/recipe/vocoder.yaml``; top-level
+``ckpt_path=last`` resumes a killed run from ``<output_dir>/checkpoints/last.ckpt``) or just the section:
 
     mel:        MelSpec config (``_target_`` node, preset name, or dict of fields)
     generator:  VocosVocoder sizes (dim, intermediate_dim, num_layers)
     init_from:  optional vocoder checkpoint to fine-tune (its MelSpec must equal ``mel``)
-    data:       wavs (folder, list of paths or glob) | corpus: synthetic_speech;  or pairs: dotted path of a
-                callable returning a sequence of (mel (n_mels, T), wav (S,)) pairs (ground-truth-aligned
-                mels from an acoustic model, for fine-tuning); segment_frames, batch_size, val_items, ...
-    gan:        loss weights, learning rate, discriminator sizes, pretrain_mel_steps
-    trainer:    lightning.Trainer keyword arguments (max_time, max_steps, accelerator, ...)
+    num_threads: torch intra-op threads (null = torch's default)
+    data:       corpus (``tortoise_lite.data.corpora`` name + generator args; default: the
+                ``synthetic_speech`` corpus, validation on renderings of its held-out prompts)
+                | wavs (folder, list of paths or glob) | pairs: dotted path of a callable returning a
+                sequence of (mel (n_mels, T), wav (S,)) pairs (ground-truth-aligned mels from an acoustic
+                model, for fine-tuning); segment_frames, batch_size, val_items, val_seconds, ...
+    gan:        loss weights (mel, MR-STFT, adversarial, feature matching), learning rate, discriminator
+                sizes, pretrain_steps (reconstruction-only batches first), gan_every (GAN batch period)
+    trainer:    lightning.Trainer keyword arguments (max_time, max_steps, accelerator, ...) and
+                checkpoint_every_minutes (how often last.ckpt is refreshed)
     output_dir: where vocoder.pt, Lightning checkpoints and logs go
 
-Manual optimization, one discriminator step then one generator step per batch. Lightning counts every
-optimizer step in ``global_step``, so ``trainer.max_steps`` is about twice the number of batches once
-the GAN is on (as in Vocos).
+Manual optimization. Lightning counts every optimizer step in ``global_step`` (one per reconstruction
+batch, two per GAN batch), so ``trainer.max_steps`` is not a batch count; ``batches_seen`` is.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import importlib
 import math
 import os
 import random
+import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,10 +39,12 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from tortoise_lite.audio.io import load_audio, save_wav
+from tortoise_lite.audio.io import load_audio
 from tortoise_lite.audio.mel import MelSpec
+from tortoise_lite.data.corpora import Corpus, get_corpus
 from tortoise_lite.vocoders.base import as_mel_spec
 from tortoise_lite.vocoders.discriminators import (
     MultiPeriodDiscriminator,
@@ -138,46 +147,50 @@ def list_wavs(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[P
     return [f for s in source for f in list_wavs(s)]
 
 
-TRAIN_SENTENCES = (
-    "The quick brown fox jumps over the lazy dog.",
-    "A vocoder turns a spectrogram back into a waveform.",
-    "She sells sea shells by the sea shore, every summer morning.",
-    "How much wood would a woodchuck chuck if a woodchuck could chuck wood?",
-    "Peter Piper picked a peck of pickled peppers.",
-    "The rain in Spain stays mainly in the plain.",
-    "Numbers like forty two and nineteen eighty four are spoken too.",
-    "Please call Stella and ask her to bring these things with her from the store.",
-    "Six spoons of fresh snow peas, five thick slabs of blue cheese.",
-    "We also need a small plastic snake and a big toy frog for the kids.",
-    "Was it a car or a cat I saw, asked the confused old man?",
-    "Bright lights flickered across the quiet harbour at midnight.",
-)
-HELDOUT_SENTENCES = (
-    "Music and speech both carry pitch, rhythm and timbre.",
-    "Tomorrow the weather will be cloudy with a chance of light showers.",
-    "Every sample of this sentence was generated without a neural network.",
-    "Can you hear the difference between the two recordings?",
-)
-VOICES = (("en-us", 50), ("en-us", 25), ("en", 70), ("en-us", 85))
+def corpus_wavs(
+    mel_spec: MelSpec, corpus: Mapping[str, Any] | None = None
+) -> tuple[list[torch.Tensor], Corpus]:
+    """The embedded corpus' training utterances ``(S,)`` at the MelSpec's rate, and the ``Corpus``.
+
+    ``corpus``: ``name`` (default ``synthetic_speech``) plus that generator's keyword arguments
+    (``n_utterances``, ``seed``, ``cache_dir``, ...); same settings = same cached corpus as the
+    text-to-mel recipes, so the vocoder learns the audio the acoustic model is trained on.
+    """
+    kwargs = dict(corpus or {})
+    name = kwargs.pop("name", "synthetic_speech")
+    kwargs.setdefault("progress", False)
+    c = get_corpus(name, mel=mel_spec, **kwargs)
+    return [load_audio(item.audio, mel_spec.sample_rate) for item in c.items()], c
 
 
-def espeak_corpus(
-    out_dir: str | os.PathLike, sentences: Sequence[str] = TRAIN_SENTENCES, voices=VOICES, rate: int = 165
-) -> list[Path]:
-    """Synthesize ``sentences`` x ``voices`` (voice, pitch) with eSpeak NG into ``out_dir`` (cached by name)."""
+def heldout_speech(corpus: Corpus, mel_spec: MelSpec, n: int | None = None) -> list[torch.Tensor]:
+    """eSpeak NG renderings ``(S,)`` of the corpus' held-out prompts (never in its training items).
+
+    Voices, rates and pitches cycle through the corpus settings (deterministic), and the text is
+    normalized by the same phoneme tokenizer the corpus generator used, so these are in-domain audio
+    for unseen sentences.
+    """
+    from tortoise_lite.audio.io import resample
     from tortoise_lite.text import espeak
+    from tortoise_lite.text.tokenizers import PhonemeTokenizer
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, text in enumerate(sentences):
-        for voice, pitch in voices:
-            path = out_dir / f"s{i:03d}_{voice}_p{pitch}.wav"
-            if not path.exists():
-                syn = espeak.synthesize(text, voice=voice, rate=rate, pitch=pitch)
-                save_wav(path, syn.float_audio, syn.sample_rate)
-            paths.append(path)
-    return paths
+    settings = corpus.settings
+    if "voices" not in settings:
+        raise ValueError(f"{corpus.root}: held-out renderings need an eSpeak corpus (synthetic_speech)")
+    prompts = corpus.heldout_prompts()[:n] if n is not None else corpus.heldout_prompts()
+    tokenizer = PhonemeTokenizer(voice=settings.get("phoneme_voice", "en-us"))
+    voices, rates, pitches = settings["voices"], settings["rates"], settings["pitches"]
+    out = []
+    for i, text in enumerate(prompts):
+        syn = espeak.synthesize(
+            tokenizer.normalize(text),
+            voices[i % len(voices)],
+            rates[i % len(rates)],
+            pitches[i % len(pitches)],
+        )
+        wav = resample(syn.float_audio, syn.sample_rate, mel_spec.sample_rate)
+        out.append(torch.from_numpy(wav.copy()))
+    return out
 
 
 def _resolve_callable(spec: str | Callable) -> Callable:
@@ -189,14 +202,48 @@ def _resolve_callable(spec: str | Callable) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
+# ----- losses that need no discriminator ---------------------------------------------------------------------
+
+
+class MultiResolutionSTFTLoss(nn.Module):
+    """Spectral convergence + log-magnitude L1, averaged over STFT resolutions (Parallel WaveGAN).
+
+    Magnitudes at several window lengths constrain the phase that one resolution leaves free, so this
+    reconstruction loss alone already gives a coherent waveform; it costs a few FFTs per batch, a small
+    fraction of a discriminator pass. ``fake``, ``real``: ``(B, S)``.
+    """
+
+    def __init__(self, resolutions: Sequence[Sequence[int]] = ((512, 128), (1024, 256), (2048, 512))):
+        super().__init__()
+        self.resolutions = [(int(n), int(h)) for n, h in resolutions]
+        for n, _ in self.resolutions:
+            self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        total = fake.new_zeros(())
+        for n_fft, hop in self.resolutions:
+            window = getattr(self, f"window_{n_fft}")
+            kw = dict(n_fft=n_fft, hop_length=hop, window=window, return_complex=True)
+            x = torch.stft(fake, **kw).abs().clamp_min(1e-7)
+            y = torch.stft(real, **kw).abs().clamp_min(1e-7)
+            sc = torch.linalg.vector_norm(y - x, dim=(1, 2)) / torch.linalg.vector_norm(y, dim=(1, 2))
+            total = total + sc.mean() + (x.log() - y.log()).abs().mean()
+        return total / len(self.resolutions)
+
+
 # ----- the LightningModule -----------------------------------------------------------------------------------
 
 
 class VocoderGANModule(L.LightningModule):
-    """Trains ``generator`` against a multi-period and a multi-resolution discriminator.
+    """Trains ``generator`` against a multi-period and a multi-resolution discriminator (manual optimization).
 
-    Generator loss = ``mel_coeff * L1(log-mel)`` + (after ``pretrain_mel_steps`` batches)
-    ``adv(MPD) + mrd_coeff * adv(MRD) + fm_coeff * (FM(MPD) + mrd_coeff * FM(MRD))``; hinge GAN losses.
+    Every batch: reconstruction loss ``mel_coeff * L1(log-mel) + mrstft_coeff * MR-STFT``.
+    From batch ``pretrain_steps`` on, every ``gan_every``-th batch also takes one discriminator step and
+    adds ``adv(MPD) + mrd_coeff * adv(MRD) + fm_coeff * (FM(MPD) + mrd_coeff * FM(MRD))`` (hinge GAN) to
+    that batch's generator loss. On a CPU the discriminators cost ~20x the generator, so ``gan_every > 1``
+    keeps most of a short budget on cheap reconstruction steps; use ``gan_every=1`` on a GPU (as Vocos).
+
+    Both learning rates decay by ``lr_decay`` per own optimizer step (1.0 = constant).
 
     Batches: wav ``(B, S)`` (mel computed here) or ``(mel (B, n_mels, T), wav (B, S))`` pairs.
     """
@@ -209,20 +256,29 @@ class VocoderGANModule(L.LightningModule):
         lr: float = 5e-4,
         betas: tuple[float, float] = (0.8, 0.9),
         mel_coeff: float = 45.0,
+        mrstft_coeff: float = 0.0,
+        mrstft_resolutions: Sequence[Sequence[int]] = ((512, 128), (1024, 256), (2048, 512)),
         mrd_coeff: float = 1.0,
         fm_coeff: float = 1.0,
-        pretrain_mel_steps: int = 0,
+        pretrain_steps: int = 0,
+        gan_every: int = 1,
+        lr_decay: float = 1.0,
         grad_clip: float = 1000.0,
         run_config: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if gan_every < 1:
+            raise ValueError(f"gan.gan_every must be >= 1 (1 = a GAN step on every batch), got {gan_every}")
         self.automatic_optimization = False
         self.generator = generator
         self.mpd = mpd or MultiPeriodDiscriminator()
         self.mrd = mrd or MultiResolutionDiscriminator()
+        self.mrstft = MultiResolutionSTFTLoss(mrstft_resolutions)
         self.lr, self.betas = lr, tuple(betas)
-        self.mel_coeff, self.mrd_coeff, self.fm_coeff = mel_coeff, mrd_coeff, fm_coeff
-        self.pretrain_mel_steps, self.grad_clip = pretrain_mel_steps, grad_clip
+        self.mel_coeff, self.mrstft_coeff = mel_coeff, mrstft_coeff
+        self.mrd_coeff, self.fm_coeff = mrd_coeff, fm_coeff
+        self.pretrain_steps, self.gan_every, self.grad_clip = pretrain_steps, gan_every, grad_clip
+        self.lr_decay = lr_decay
         self.run_config = dict(run_config or {})
         self.batches_seen = 0
 
@@ -235,7 +291,11 @@ class VocoderGANModule(L.LightningModule):
         opt_d = torch.optim.AdamW(
             list(self.mpd.parameters()) + list(self.mrd.parameters()), lr=self.lr, betas=self.betas
         )
-        return opt_g, opt_d
+        # Exponential decay per generator (resp. discriminator) step: a time-limited run does not know its
+        # step count in advance, which a cosine schedule would need.
+        sch_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, gamma=self.lr_decay)
+        sch_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, gamma=self.lr_decay)
+        return [opt_g, opt_d], [sch_g, sch_d]
 
     def _mel_wav(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(batch, (tuple, list)):
@@ -243,16 +303,22 @@ class VocoderGANModule(L.LightningModule):
             return mel, wav
         return self.mel_spec(batch), batch
 
-    def losses(self, batch, step_discriminator: bool = True) -> dict[str, torch.Tensor]:
-        """One GAN step's losses (and the discriminator update when the GAN is on). For tests and logging."""
+    def gan_step_now(self) -> bool:
+        """Whether the current batch takes a discriminator step and adversarial generator losses."""
+        return self.batches_seen >= self.pretrain_steps and (
+            (self.batches_seen - self.pretrain_steps) % self.gan_every == 0
+        )
+
+    def losses(self, batch) -> dict[str, torch.Tensor]:
+        """One training batch: optimizer steps and the detached losses (for logging and tests)."""
         mel, wav = self._mel_wav(batch)
         fake = self.generator.synthesize(mel)
         n = min(fake.shape[-1], wav.shape[-1])
         fake, wav = fake[..., :n], wav[..., :n]
-        gan_on = self.batches_seen >= self.pretrain_mel_steps
+        gan = self.gan_step_now()
         out: dict[str, torch.Tensor] = {}
         opt_g, opt_d = self.optimizers()
-        if gan_on and step_discriminator:
+        if gan:
             real_p, _ = self.mpd(wav)
             fake_p, _ = self.mpd(fake.detach())
             real_r, _ = self.mrd(wav)
@@ -262,13 +328,19 @@ class VocoderGANModule(L.LightningModule):
             self.manual_backward(d_loss)
             self.clip_gradients(opt_d, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
             opt_d.step()
+            self.lr_schedulers()[1].step()
             out["d_loss"] = d_loss.detach()
         mel_loss = F.l1_loss(self.mel_spec(fake), self.mel_spec(wav))
         g_loss = self.mel_coeff * mel_loss
-        if gan_on:
-            real_p, fmap_rp = self.mpd(wav)
+        if self.mrstft_coeff:
+            mrstft = self.mrstft(fake, wav)
+            g_loss = g_loss + self.mrstft_coeff * mrstft
+            out["mrstft_loss"] = mrstft.detach()
+        if gan:
+            with torch.no_grad():  # real features are targets only: no graph needed
+                _, fmap_rp = self.mpd(wav)
+                _, fmap_rr = self.mrd(wav)
             fake_p, fmap_fp = self.mpd(fake)
-            real_r, fmap_rr = self.mrd(wav)
             fake_r, fmap_fr = self.mrd(fake)
             adv = generator_loss(fake_p) + self.mrd_coeff * generator_loss(fake_r)
             fm = feature_matching_loss(fmap_rp, fmap_fp) + self.mrd_coeff * feature_matching_loss(
@@ -280,12 +352,14 @@ class VocoderGANModule(L.LightningModule):
         self.manual_backward(g_loss)
         self.clip_gradients(opt_g, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
         opt_g.step()
+        self.lr_schedulers()[0].step()
         self.batches_seen += 1
         out["mel_loss"], out["g_loss"] = mel_loss.detach(), g_loss.detach()
         return out
 
     def training_step(self, batch, batch_idx: int) -> None:
         out = self.losses(batch)
+        # d_loss / adv / fm exist only on GAN batches: log them separately so their means stay meaningful.
         self.log_dict(
             {f"train/{k}": v for k, v in out.items()}, prog_bar=True, batch_size=self._batch_size(batch)
         )
@@ -314,6 +388,35 @@ class VocoderGANModule(L.LightningModule):
         self.batches_seen = int(checkpoint.get("batches_seen", 0))
 
 
+class TimedLastCheckpoint(L.Callback):
+    """Rewrites ``path`` (atomically) every ``minutes`` of training, so a killed run loses at most that.
+
+    Lightning's ``ModelCheckpoint(train_time_interval=...)`` does nothing under manual optimization
+    (Lightning 2.6 only honours ``every_n_train_steps`` there, and a GAN batch advances ``global_step``
+    by 2, so step multiples can be skipped).
+    """
+
+    def __init__(self, path: str | os.PathLike, minutes: float) -> None:
+        self.path, self.seconds = Path(path), 60.0 * float(minutes)
+        self._last = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last = time.monotonic()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if time.monotonic() - self._last >= self.seconds:
+            save_lightning_checkpoint(trainer, self.path)
+            self._last = time.monotonic()
+
+
+def save_lightning_checkpoint(trainer: L.Trainer, path: Path) -> None:
+    """``trainer.save_checkpoint`` to a temporary name, then rename (a kill never leaves half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    trainer.save_checkpoint(tmp, weights_only=False)  # full state: resumable
+    if trainer.is_global_zero:
+        os.replace(tmp, path)
+
+
 # ----- entry point -------------------------------------------------------------------------------------------
 
 
@@ -336,20 +439,47 @@ def _mel_spec_from(cfg: Any) -> MelSpec:
     return as_mel_spec(cfg)
 
 
-def _load_wavs(paths: Sequence[Path], mel_spec: MelSpec) -> list[torch.Tensor]:
-    return [load_audio(p, mel_spec.sample_rate) for p in paths]
+def _resume_path(ckpt_path: str | None, ckpt_dir: Path) -> str | None:
+    """``None`` (fresh run; refuses to overwrite a run), ``"last"`` (the newer of ``last.ckpt`` and
+    ``on_exception.ckpt``, or a fresh run when neither exists) or a ``.ckpt`` path."""
+    existing = [p for p in (ckpt_dir / "last.ckpt", ckpt_dir / "on_exception.ckpt") if p.is_file()]
+    if ckpt_path is None:
+        if existing:
+            raise FileExistsError(
+                f"{ckpt_dir.parent} already holds a vocoder run ({existing[0]}): add ckpt_path=last to resume "
+                "it, or choose another output_dir"
+            )
+        return None
+    if ckpt_path == "last":
+        return str(max(existing, key=lambda p: p.stat().st_mtime)) if existing else None
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist (use ckpt_path=last to resume)")
+    return str(path)
 
 
 def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
     """Train (or fine-tune) a vocoder as configured; return the path of the written ``vocoder.pt``.
 
-    See the module doc for the config layout; defaults are those of ``conf/recipe/vocoder.yaml``.
+    ``cfg``: the whole training config (its ``vocoder_recipe`` section, top-level ``ckpt_path`` =
+    ``last`` to resume a killed run) or just the section. See the module doc and
+    ``conf/recipe/vocoder.yaml`` for the keys.
     """
-    cfg = _to_plain(cfg)
-    cfg = dict(cfg.get("vocoder_recipe", cfg))
-    out_dir = Path(cfg.get("output_dir") or "outputs/vocoder")
+    if "vocoder_recipe" in cfg:  # the whole training config: resolve only what the vocoder uses
+        ckpt_arg = cfg.get("ckpt_path")
+        cfg = dict(_to_plain(cfg["vocoder_recipe"]))
+        ckpt_arg = cfg.get("resume_from") or ckpt_arg
+    else:
+        cfg = dict(_to_plain(cfg))
+        ckpt_arg = cfg.get("resume_from")
+    out_dir = Path(cfg.get("output_dir") or "outputs/vocoder").expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(int(cfg.get("seed", 1234)), workers=True)
+    ckpt_dir = out_dir / "checkpoints"
+    resume = _resume_path(ckpt_arg, ckpt_dir)
+    if cfg.get("num_threads"):
+        # Intra-op threads: more threads than cores only adds contention on a shared CPU.
+        torch.set_num_threads(int(cfg["num_threads"]))
+    L.seed_everything(int(cfg.get("seed", 1234)), workers=True, verbose=False)
     random.seed(int(cfg.get("seed", 1234)))
 
     mel_spec = _mel_spec_from(cfg.get("mel"))
@@ -366,31 +496,29 @@ def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
     segment_frames = int(data.get("segment_frames", 32))
     items = int(data.get("items_per_epoch", 2000))
     n_val = int(data.get("val_items", 4))
-    val_seconds = float(data.get("val_seconds", 2.0))
+    val_seconds = float(data.get("val_seconds", 3.0))
+    hop = mel_spec.hop
     if data.get("pairs"):
         pairs = list(_resolve_callable(data["pairs"])())
         val_pairs, train_pairs = pairs[:n_val], pairs[n_val:] or pairs
         train_set: Dataset = MelWavPairs(train_pairs, mel_spec, segment_frames, items)
         val_frames = int(val_seconds / mel_spec.frame_seconds)
-        val_set: Dataset = MelWavPairs(val_pairs, mel_spec, val_frames, len(val_pairs))
-    else:
-        if data.get("wavs"):
-            paths = list_wavs(data["wavs"])
-        elif data.get("corpus", "synthetic_speech") == "synthetic_speech":
-            paths = espeak_corpus(out_dir / "corpus")
-        else:
-            raise ValueError(
-                f"data.corpus={data.get('corpus')!r}: only 'synthetic_speech' is built in; or give data.wavs"
-            )
-        wavs = _load_wavs(paths, mel_spec)
-        rng = random.Random(0)
+        val_set: Any = MelWavPairs(val_pairs, mel_spec, val_frames, len(val_pairs))
+    elif data.get("wavs"):
+        wavs = [load_audio(p, mel_spec.sample_rate) for p in list_wavs(data["wavs"])]
         order = list(range(len(wavs)))
-        rng.shuffle(order)
+        random.Random(0).shuffle(order)
         n_val = min(n_val, max(0, len(wavs) - 1))
-        val_wavs = [wavs[i][: int(val_seconds * mel_spec.sample_rate)] for i in order[:n_val]]
+        val_wavs = [wavs[i] for i in order[:n_val]]
         train_set = WavSegments([wavs[i] for i in order[n_val:]], mel_spec, segment_frames, items)
-        hop = mel_spec.hop
-        val_set = [w[: w.shape[-1] // hop * hop] for w in val_wavs]
+    else:
+        # Training = the corpus items; validation = renderings of its held-out prompts (unseen sentences).
+        wavs, corpus = corpus_wavs(mel_spec, data.get("corpus"))
+        train_set = WavSegments(wavs, mel_spec, segment_frames, items)
+        val_wavs = heldout_speech(corpus, mel_spec, n_val) if n_val else []
+    if not data.get("pairs"):
+        val_len = int(val_seconds * mel_spec.sample_rate)
+        val_set = [w[:val_len][: min(w.shape[-1], val_len) // hop * hop] for w in val_wavs]
 
     batch_size = int(data.get("batch_size", 8))
     workers = int(data.get("num_workers", 0))
@@ -411,19 +539,44 @@ def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
         lr=float(gan.get("lr", 5e-4)),
         betas=tuple(gan.get("betas", (0.8, 0.9))),
         mel_coeff=float(gan.get("mel_coeff", 45.0)),
+        mrstft_coeff=float(gan.get("mrstft_coeff", 0.0)),
+        mrstft_resolutions=tuple(
+            tuple(r) for r in gan.get("mrstft_resolutions", ((512, 128), (1024, 256), (2048, 512)))
+        ),
         mrd_coeff=float(gan.get("mrd_coeff", 1.0)),
         fm_coeff=float(gan.get("fm_coeff", 1.0)),
-        pretrain_mel_steps=int(gan.get("pretrain_mel_steps", 4000)),
+        pretrain_steps=int(gan.get("pretrain_steps", 0)),
+        gan_every=int(gan.get("gan_every", 1)),
+        lr_decay=float(gan.get("lr_decay", 1.0)),
         run_config=cfg,
     )
 
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
     trainer_kwargs = dict(cfg.get("trainer") or {})
+    ckpt_minutes = float(trainer_kwargs.pop("checkpoint_every_minutes", 5.0))
     trainer_kwargs.setdefault("default_root_dir", str(out_dir))
     trainer_kwargs.setdefault("logger", False)
     trainer_kwargs.setdefault("enable_model_summary", False)
-    callbacks = [ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0)]
+    callbacks = [
+        # Saves nothing itself (see TimedLastCheckpoint); present so Lightning adds no default checkpointing.
+        ModelCheckpoint(dirpath=ckpt_dir, save_last=False, save_top_k=0, every_n_epochs=0),
+        TimedLastCheckpoint(ckpt_dir / "last.ckpt", ckpt_minutes),
+        OnExceptionCheckpoint(dirpath=ckpt_dir, filename="on_exception"),
+    ]
     trainer = L.Trainer(callbacks=callbacks, **trainer_kwargs)
-    trainer.fit(module, train_loader, val_loader, ckpt_path=cfg.get("resume_from"))
+    # With OnExceptionCheckpoint, Lightning treats ckpt_path=None as "last" and warns; _resume_path has
+    # already refused a fresh run over old checkpoints, so there is nothing to load. (Lightning's Timer
+    # state is in every checkpoint, so a resumed run keeps the same max_time budget.)
+    warnings.filterwarnings("ignore", message=r".*ckpt_path=None\)` was called without a model.*")
+    # Batches are random segments: resuming mid-"epoch" loses nothing, so Lightning's warning is noise.
+    warnings.filterwarnings(
+        "ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*"
+    )
+    warnings.filterwarnings(
+        "ignore", message=r'.*ckpt_path="last"\) is set, but there is no last checkpoint.*'
+    )
+    trainer.fit(module, train_loader, val_loader, ckpt_path=resume, weights_only=True)
+    # A final last.ckpt (max_time / max_steps ends between the periodic saves), then the inference file.
+    save_lightning_checkpoint(trainer, ckpt_dir / "last.ckpt")
     return save_checkpoint(out_dir / "vocoder.pt", module.generator.cpu().eval(), cfg)

@@ -98,12 +98,15 @@ class ISTFTHead(nn.Module):
         self.out = nn.Linear(dim, n_fft + 2)
         self.istft = ISTFT(n_fft, hop_length, win_length or n_fft, padding)
 
-    # Magnitudes above this are never plausible for audio in [-1, 1]; clipping keeps early training finite.
+    # Upstream Vocos clips the predicted magnitude at 1e2 (keeps early training finite); kept for its weights.
     max_magnitude = 1e2
 
-    def spectrogram(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T, dim)`` -> complex ``(B, n_fft // 2 + 1, T)``."""
+    def spectrogram(self, x: torch.Tensor, log_mag_offset: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, T, dim)`` -> complex ``(B, n_fft // 2 + 1, T)``; ``log_mag_offset`` ``(B, n_fft // 2 + 1, T)``
+        is added to the predicted log-magnitude (a prior the network then only corrects)."""
         log_mag, phase = self.out(x).transpose(1, 2).chunk(2, dim=1)
+        if log_mag_offset is not None:
+            log_mag = log_mag + log_mag_offset
         mag = log_mag.exp().clamp(max=self.max_magnitude)
         # cos/sin rather than a raw angle: the phase output is unbounded and only its angle matters.
         return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
@@ -121,6 +124,10 @@ class VocosVocoder(Vocoder):
         dim, intermediate_dim, num_layers: backbone size (defaults: 256 / 768 / 6, ~2.9 M parameters,
             >50x real time on 2 CPU threads at 22 kHz).
         head_n_fft, head_padding: override the head framing (used when loading upstream Vocos configs).
+        mel_prior: predict the log-magnitude as a correction of the least-squares inversion of the mel
+            (``pinv(filterbank) @ exp(mel)``, floored) instead of from scratch. The magnitude (silences
+            included) is then about right from the first step and training spends itself on the phase; it
+            needs ``head_n_fft == mel_spec.n_fft``. Off for upstream Vocos weights.
 
     ``forward(mel)``: ``(B, n_mels, T)`` log-mel -> ``(B, S)`` with ``S = T * hop`` ("same") or
     ``(T - 1) * hop`` ("center").
@@ -135,6 +142,7 @@ class VocosVocoder(Vocoder):
         layer_scale_init_value: float | None = None,
         head_n_fft: int | None = None,
         head_padding: str | None = None,
+        mel_prior: bool = False,
     ) -> None:
         super().__init__(mel_spec)
         ms = self.mel_spec
@@ -145,12 +153,36 @@ class VocosVocoder(Vocoder):
             layer_scale_init_value=layer_scale_init_value,
             head_n_fft=head_n_fft or ms.n_fft,
             head_padding=head_padding or ("center" if ms.center else "same"),
+            mel_prior=bool(mel_prior),
         )
         self.backbone = VocosBackbone(ms.n_mels, dim, intermediate_dim, num_layers, layer_scale_init_value)
         self.head = ISTFTHead(dim, self.arch["head_n_fft"], ms.hop, self.arch["head_padding"])
+        if mel_prior:
+            if self.arch["head_n_fft"] != ms.n_fft:
+                raise ValueError(
+                    f"mel_prior needs head_n_fft == mel_spec.n_fft ({ms.n_fft}), got {self.arch['head_n_fft']}"
+                )
+            # Rebuilt from the MelSpec, never saved: (n_freqs, n_mels) least-squares inverse of the filterbank.
+            self.register_buffer("mel_pinv", torch.linalg.pinv(ms.filterbank()), persistent=False)
+            # 1e2 would clip loud partials (a 0.5-amplitude sine reaches ~n_fft / 8); |X| <= sum(window)
+            # = win / 2 for audio in [-1, 1], so that is the clip here.
+            self.head.max_magnitude = ms.win / 2
+            # Zero correction at init: the first output is the prior magnitude (with untrained phase).
+            n_bins = ms.n_freqs
+            nn.init.zeros_(self.head.out.weight[:n_bins])
+            nn.init.zeros_(self.head.out.bias[:n_bins])
+
+    def prior_log_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``(B, n_mels, T)`` -> floored log linear magnitude ``(B, n_freqs, T)`` (``mel_prior``)."""
+        ms = self.mel_spec
+        linear = (self.mel_pinv @ mel.exp()).clamp_min(ms.log_floor)  # mel of |X|^power
+        return linear.log() / ms.power
 
     def synthesize(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(mel))
+        features = self.backbone(mel)
+        if not self.arch.get("mel_prior"):
+            return self.head(features)
+        return self.head.istft(self.head.spectrogram(features, self.prior_log_magnitude(mel)))
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
         # Upstream files also hold the feature extractor's buffers and a persistent iSTFT window; neither

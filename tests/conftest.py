@@ -3,8 +3,9 @@ import os
 import pytest
 import torch
 
-# Two shared cores: keep intra-op threads low so parallel test processes do not thrash.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Test tensors are small: a second intra-op thread only adds synchronization, and OpenMP threads stall
+# badly when the two cores are shared with other processes (DDP ranks, subprocess CLI tests).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +14,11 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     if "TORTOISE_LITE_CACHE" not in os.environ:
         monkeypatch.setenv("TORTOISE_LITE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tones_ckpt(tmp_path_factory):
+    """A real two-step checkpoint of ``+recipe=tones`` (tiny model), trained once per session."""
+    from fixtures_ckpt import tiny_checkpoint
+
+    return tiny_checkpoint("tones", tmp_path_factory)

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from fixtures_ckpt import one_thread, tiny_checkpoint
 
 from tortoise_lite.api import RecordingSampler, TextToSpeech, build_sampler, load_checkpoint
 from tortoise_lite.audio.mel import MelSpec, MelSpecMismatchError
@@ -17,17 +16,6 @@ from tortoise_lite.vocoders import GriffinLim, save_checkpoint
 from tortoise_lite.vocoders.vocos import VocosVocoder
 
 TEXTS = ["C4 E4 G4", "A3 R C5 D5", "D4"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="session")
-def tones_ckpt(tmp_path_factory):
-    return tiny_checkpoint("tones", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -24,15 +24,6 @@ from tortoise_lite.diffusion.samplers import randn
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: intra-op threads only add contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def expected_nfe(name: str, steps: int, from_zero_alpha: bool = False) -> int:
     """Heun: 2 per step, Euler on the last step (and on a first step from alpha ~ 0); midpoint: 2 per step."""
     return {"heun": 2 * steps - 1 - int(from_zero_alpha), "flow_midpoint": 2 * steps}.get(name, steps)

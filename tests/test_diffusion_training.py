@@ -17,15 +17,6 @@ from tortoise_lite.diffusion import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: intra-op threads only add contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class MLP(nn.Module):
     def __init__(self, dim: int = 2, hidden: int = 128, n_freq: int = 6) -> None:
         super().__init__()

@@ -9,7 +9,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 import torch
-from fixtures_ckpt import one_thread, tiny_checkpoint
+from fixtures_ckpt import tiny_checkpoint
 
 from tortoise_lite.audio.mel import MelSpec
 from tortoise_lite.audio.metrics import mcd_dtw
@@ -26,17 +26,6 @@ from tortoise_lite.evaluation.spectral import band_edges
 SMALL = ["n_prompts=2", "compute_quality.samplers=[dpmpp_2m,euler]", "compute_quality.nfe=[1,2]",
          "spectral_bands.steps=4", "spectral_bands.n_t=4", "spectral_bands.noise_draws=1",
          "spectral_bands.n_bands=4", "vocoder.n_iter=8", "vocoder.nnls_iters=8", "threads=1"]  # fmt: skip
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="session")
-def tones_ckpt(tmp_path_factory):
-    return tiny_checkpoint("tones", tmp_path_factory)
 
 
 def _png_ok(path) -> None:

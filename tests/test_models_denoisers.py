@@ -15,15 +15,6 @@ N_MELS = 16
 CTX = 24
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread avoids oversubscription stalls on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(cls, mode: str, **kw):
     torch.manual_seed(0)
     if cls is UNet1D:

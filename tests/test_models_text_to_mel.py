@@ -21,14 +21,6 @@ from tortoise_lite.text.tokenizers import CharTokenizer
 N_MELS = 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def build(mode: str = "aligned", denoiser=UNet1D, **kw) -> TextToMel:
     torch.manual_seed(0)
     den_kw = (

@@ -6,22 +6,9 @@ import re
 import subprocess
 import sys
 
-import pytest
 import soundfile as sf
-from fixtures_ckpt import one_thread, tiny_checkpoint
 
 from tortoise_lite.synthesize import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="session")
-def tones_ckpt(tmp_path_factory):
-    return tiny_checkpoint("tones", tmp_path_factory)
 
 
 def test_one_text_to_wav_and_png(tones_ckpt, tmp_path, capsys):

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
-from fixtures_ckpt import one_thread, tiny_checkpoint
 
 from tortoise_lite.audio.mel import MelSpec
 from tortoise_lite.synthesize import main
 from tortoise_lite.vocoders import save_checkpoint
 from tortoise_lite.vocoders.vocos import VocosVocoder
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="session")
-def tones_ckpt(tmp_path_factory):
-    return tiny_checkpoint("tones", tmp_path_factory)
 
 
 def _fails(args, capsys) -> str:

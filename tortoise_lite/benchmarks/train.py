@@ -164,8 +164,16 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", default="outputs/bench_train")
     ap.add_argument("--max-steps", type=int, default=None, help="shrink the default budget (quick checks)")
     ap.add_argument("--prompts", type=int, default=10, help="held-out prompts evaluated per recipe")
+    ap.add_argument(
+        "--ckpt",
+        action="append",
+        default=[],
+        metavar="RECIPE=PATH",
+        help="evaluate this finished run's checkpoint instead of training the recipe (e.g. the default run's)",
+    )
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every recipe")
     args = ap.parse_args(argv)
+    given = dict(c.split("=", 1) for c in args.ckpt)
     out = Path(args.out)
     report = {}
     for recipe in [r for r in args.recipes.split(",") if r]:
@@ -173,9 +181,16 @@ def main(argv: list[str]) -> int:
             [f"trainer.max_steps={args.max_steps}", "samples.enabled=false"] if args.max_steps else []
         )
         run_dir = out / recipe
-        ckpt, seconds, frames = _train(
-            recipe, run_dir, extra + (["ckpt_path=last"] if (run_dir / "checkpoints").exists() else [])
-        )
+        if recipe in given:
+            ckpt, seconds, frames = (
+                Path(given[recipe]),
+                float("nan"),
+                float("nan"),
+            )  # throughput: see its summary
+        else:
+            ckpt, seconds, frames = _train(
+                recipe, run_dir, extra + (["ckpt_path=last"] if (run_dir / "checkpoints").exists() else [])
+            )
         from tortoise_lite.checkpoint import load_text_to_mel
 
         _, info = load_text_to_mel(ckpt)

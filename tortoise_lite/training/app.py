@@ -258,9 +258,11 @@ def run(cfg: DictConfig) -> RunResult:
     mode = cfg.get("mode", "fit")
     metrics: dict[str, float] = {}
     if mode == "fit":
+        fit_start = time.monotonic()
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         metrics["mel_frames_seen"] = float(module.frames_seen * trainer.world_size)
+        metrics["fit_seconds"] = time.monotonic() - fit_start
     elif mode == "validate":
         results = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics = {k: float(v) for r in results for k, v in r.items()}
@@ -340,6 +342,9 @@ def summary(result: RunResult) -> str:
     for k in ("val/loss", "train/loss"):
         if k in result.metrics:
             lines.append(f"  {k:<13}: {result.metrics[k]:.4f}")
+    if result.metrics.get("mel_frames_seen") and result.metrics.get("fit_seconds"):
+        rate = result.metrics["mel_frames_seen"] / result.metrics["fit_seconds"]
+        lines.append(f"  throughput   : {rate:,.0f} mel frames/s (fit incl. validation and samples)")
     wavs = [p for p in result.samples if p.suffix == ".wav"]
     pngs = [p for p in result.samples if p.suffix == ".png"]
     if wavs:

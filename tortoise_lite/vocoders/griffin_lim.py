@@ -13,6 +13,7 @@ Two steps, both batched torch (GPU when the input is on a GPU):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -22,32 +23,38 @@ from tortoise_lite.vocoders.base import Vocoder
 from tortoise_lite.vocoders.spectral import ISTFT
 
 
-def mel_to_linear(
-    log_mel: torch.Tensor, mel_spec: MelSpec, nnls_iters: int = 30, filterbank: torch.Tensor | None = None
-) -> torch.Tensor:
+@lru_cache(maxsize=16)
+def _nnls_operators(
+    mel_spec: MelSpec, device: str, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """(F_used, pinv(F_used), F_used^T F_used, 1 / ||F_used||_2^2) for the FFT bins any mel filter touches.
+
+    Bins above the last filter carry no weight: their magnitude is 0 in the NNLS solution anyway, so the
+    solve runs on the used bins only. Cached: these do not change between calls.
+    """
+    fb = mel_spec.filterbank(device, dtype)
+    used = int(torch.nonzero(fb.abs().sum(0)).max()) + 1
+    fb = fb[:, :used].contiguous()
+    step = 1.0 / float(torch.linalg.matrix_norm(fb, ord=2).square())
+    return fb, torch.linalg.pinv(fb), fb.T @ fb, step
+
+
+def mel_to_linear(log_mel: torch.Tensor, mel_spec: MelSpec, nnls_iters: int = 30) -> torch.Tensor:
     """Natural-log mel ``(B, n_mels, T)`` -> linear STFT magnitude ``(B, n_fft // 2 + 1, T)``.
 
     The mel is of ``|X|^power``; the NNLS solution is mapped back with ``1 / power``.
     """
     work = torch.float64 if log_mel.dtype == torch.float64 else torch.float32
-    fb = (
-        mel_spec.filterbank(log_mel.device, work)
-        if filterbank is None
-        else filterbank.to(log_mel.device, work)
-    )
+    fb, pinv, gram, step = _nnls_operators(mel_spec, str(log_mel.device), work)
     target = log_mel.to(work).exp()  # (B, n_mels, T)
-    s = torch.linalg.pinv(fb) @ target  # (B, F, T) least-squares start
-    s = s.clamp_min(0.0)
+    s = (pinv @ target).clamp_min(0.0)  # (B, F_used, T) least-squares start
     if nnls_iters > 0:
-        lipschitz = torch.linalg.matrix_norm(fb, ord=2).square()
-        step = 1.0 / lipschitz
-        fbt = fb.transpose(0, 1)
-        gram = fbt @ fb  # (F, F): gradient = F^T F s - F^T m
-        fbt_m = fbt @ target
+        fbt_m = fb.T @ target  # gradient = F^T F s - F^T m
         for _ in range(nnls_iters):
             s = (s - step * (gram @ s - fbt_m)).clamp_min(0.0)
     if mel_spec.power != 1.0:
         s = s.pow(1.0 / mel_spec.power)
+    s = torch.nn.functional.pad(s, (0, 0, 0, mel_spec.n_freqs - s.shape[1]))
     return s.to(log_mel.dtype)
 
 
@@ -126,7 +133,7 @@ class GriffinLim(Vocoder):
     def synthesize(self, mel: torch.Tensor) -> torch.Tensor:
         """``(B, n_mels, T)`` log-mel -> ``(B, T * hop)`` waveform."""
         mel = mel.to(self.filterbank.device, torch.float32)
-        magnitude = mel_to_linear(mel, self.mel_spec, self.nnls_iters, self.filterbank)
+        magnitude = mel_to_linear(mel, self.mel_spec, self.nnls_iters)
         return fast_griffin_lim(magnitude, self.mel_spec, self.n_iter, self.momentum, self.seed)
 
     def extra_repr(self) -> str:

@@ -64,3 +64,14 @@ def test_reanalysis_distances():
     assert multi_resolution_stft_distance(a, b) > 0.1
     with pytest.raises(ValueError, match="empty waveform"):
         mel_l1(SPEC, a, np.zeros(0, np.float32))
+
+
+def test_note_pitch_accuracy_high_notes_have_no_octave_errors():
+    """High harmonic notes: a wide pyin range would lock onto the sub-octave; the per-note window must not."""
+    freqs = [1046.5, 783.99, 1479.98]  # C6, G5, F#6
+    wav = _harmonic([(f, 0.25) for f in freqs])
+    notes = [(i * 0.25, (i + 1) * 0.25, f) for i, f in enumerate(freqs)]
+    acc, errs = note_pitch_accuracy(SPEC, wav, notes)
+    assert acc == 1.0 and max(abs(e) for e in errs) < 20
+    octave_off = [(s, e, 2 * f) for s, e, f in notes]  # (a target an octave *below* is inherently ambiguous)
+    assert note_pitch_accuracy(SPEC, wav, octave_off)[0] == 0.0

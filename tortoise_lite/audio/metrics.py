@@ -33,11 +33,21 @@ def _np(wav: torch.Tensor | np.ndarray) -> np.ndarray:
     return wav
 
 
-def mel_cepstrum(mel_spec: MelSpec, wav: torch.Tensor | np.ndarray, n_coeffs: int = 24) -> np.ndarray:
-    """Mel cepstra ``(frames, n_coeffs)`` (c1..cN, c0 dropped): orthonormal DCT-II of the log mel *power*."""
-    log_mel = mel_spec(torch.from_numpy(_np(wav))).numpy()  # (n_mels, frames), ln magnitude
-    cep = scipy.fft.dct(2.0 * log_mel, type=2, norm="ortho", axis=0)
+def cepstrum_from_log_mel(log_mel: torch.Tensor | np.ndarray, n_coeffs: int = 24) -> np.ndarray:
+    """Mel cepstra ``(frames, n_coeffs)`` (c1..cN, c0 dropped) of a natural-log amplitude mel ``(n_mels, T)``.
+
+    Scaled like a truncated cepstrum, ``ln|H| = c0 + 2 sum_m c_m cos(...)``, i.e. ``c_m = sqrt(2 / N)`` times the
+    orthonormal DCT-II over the N mel bands, so MCD values land on the usual scale (a few dB).
+    """
+    log_mel = log_mel.detach().cpu().numpy() if isinstance(log_mel, torch.Tensor) else np.asarray(log_mel)
+    n = log_mel.shape[0]
+    cep = scipy.fft.dct(log_mel.astype(np.float64), type=2, norm="ortho", axis=0) * math.sqrt(2.0 / n)
     return cep[1 : n_coeffs + 1].T
+
+
+def mel_cepstrum(mel_spec: MelSpec, wav: torch.Tensor | np.ndarray, n_coeffs: int = 24) -> np.ndarray:
+    """Mel cepstra ``(frames, n_coeffs)`` of a waveform through the MelSpec (see ``cepstrum_from_log_mel``)."""
+    return cepstrum_from_log_mel(mel_spec(torch.from_numpy(_np(wav))), n_coeffs)
 
 
 def dtw_path(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,26 +57,37 @@ def dtw_path(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return wp[:, 0], wp[:, 1]
 
 
-def mcd_dtw(
-    mel_spec: MelSpec, ref: torch.Tensor | np.ndarray, test: torch.Tensor | np.ndarray, n_coeffs: int = 24
-) -> float:
-    """Mel-cepstral distortion in dB, ``10/ln10 * sqrt(2 * sum_d (c_d - c'_d)^2)`` averaged over the DTW path."""
-    ca, cb = mel_cepstrum(mel_spec, ref, n_coeffs), mel_cepstrum(mel_spec, test, n_coeffs)
+def mcd_dtw_cepstra(ca: np.ndarray, cb: np.ndarray) -> float:
+    """MCD (dB) ``10/ln10 * sqrt(2 * sum_d (c_d - c'_d)^2)`` averaged over the DTW path of two cepstra."""
     ia, ib = dtw_path(ca, cb)
     diff = ca[ia] - cb[ib]
     return float(np.mean(_DB * np.sqrt(2.0 * np.sum(diff * diff, axis=1))))
 
 
+def mcd_dtw(
+    mel_spec: MelSpec, ref: torch.Tensor | np.ndarray, test: torch.Tensor | np.ndarray, n_coeffs: int = 24
+) -> float:
+    """Mel-cepstral distortion in dB between two waveforms, after DTW (see ``mcd_dtw_cepstra``)."""
+    return mcd_dtw_cepstra(mel_cepstrum(mel_spec, ref, n_coeffs), mel_cepstrum(mel_spec, test, n_coeffs))
+
+
 def f0_track(
-    mel_spec: MelSpec, wav: torch.Tensor | np.ndarray, fmin: float = 60.0, fmax: float = 600.0
+    mel_spec: MelSpec,
+    wav: torch.Tensor | np.ndarray,
+    fmin: float = 60.0,
+    fmax: float = 600.0,
+    frames_per_window: int = 8,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``librosa.pyin`` F0 (Hz, NaN when unvoiced) and voiced flags, one value per MelSpec hop."""
+    """``librosa.pyin`` F0 (Hz, NaN when unvoiced) and voiced flags, one value per MelSpec hop.
+
+    The analysis window spans ``frames_per_window`` hops (~93 ms at 22050/256: stable voicing for speech).
+    """
     f0, voiced, _ = librosa.pyin(
         _np(wav),
         fmin=fmin,
         fmax=fmax,
         sr=mel_spec.sample_rate,
-        frame_length=4 * mel_spec.hop * 2,
+        frame_length=frames_per_window * mel_spec.hop,
         hop_length=mel_spec.hop,
     )
     return f0, voiced.astype(bool)
@@ -113,20 +134,28 @@ def note_pitch_accuracy(
     """Share of notes whose median pyin F0 lies within ``tolerance_cents`` of the target.
 
     ``notes``: ``(start_s, end_s, target_hz)``; the outer 20 % of each note is ignored (onsets, releases).
+    pyin searches each note within half an octave of its target: with a wider range it locks onto
+    sub-harmonics of high or bell-like notes (octave errors of the *measurement*, seen on clean synthetic
+    tones). A pitch outside that window leaves the note unvoiced, which counts as a miss. (A sound an
+    octave *above* its target still passes as periodic at the target: no pitch tracker can tell those apart.)
     Returns the accuracy and each note's error in cents (NaN where the note was not voiced).
     """
-    fmin = max(30.0, min(n[2] for n in notes) / 2)
-    fmax = min(mel_spec.sample_rate / 4, max(n[2] for n in notes) * 2)
-    f0, voiced = f0_track(mel_spec, wav, fmin, fmax)
-    frame_s = mel_spec.hop / mel_spec.sample_rate
+    wav = _np(wav)
     errors = []
     for start, end, target in notes:
         margin = 0.2 * (end - start)
-        lo, hi = (
-            int((start + margin) / frame_s),
-            max(int((end - margin) / frame_s), int((start + margin) / frame_s) + 1),
+        lo, hi = int((start + margin) * mel_spec.sample_rate), int((end - margin) * mel_spec.sample_rate)
+        # one analysis frame of context each side, so pyin's frames centred inside the note are complete
+        ctx = 2 * mel_spec.hop
+        seg_wav = wav[max(0, lo - ctx) : hi + ctx]
+        if hi <= lo or seg_wav.size < 4 * mel_spec.hop:
+            errors.append(float("nan"))
+            continue
+        f0, voiced = f0_track(
+            mel_spec, seg_wav, target / 2**0.5, min(mel_spec.sample_rate / 4, target * 2**0.5)
         )
-        seg = f0[lo:hi][voiced[lo:hi]]
+        inner = slice(ctx // mel_spec.hop, max(ctx // mel_spec.hop + 1, len(f0) - ctx // mel_spec.hop))
+        seg = f0[inner][voiced[inner]]
         seg = seg[np.isfinite(seg)]
         errors.append(float(cents(np.median(seg), target)) if seg.size else float("nan"))
     ok = [abs(e) <= tolerance_cents for e in errors if not math.isnan(e)]

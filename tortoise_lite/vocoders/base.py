@@ -7,6 +7,7 @@ both settings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,13 @@ def as_mel_spec(mel_spec: MelSpec | Mapping[str, Any] | str | None) -> MelSpec:
     raise TypeError(
         f"expected a MelSpec, a dict of its fields or a preset name, got {type(mel_spec).__name__}"
     )
+
+
+def check_upsampling(name: str, upsample_rates, mel_spec: MelSpec) -> None:
+    """A generator that upsamples frames by ``prod(upsample_rates)`` must match the MelSpec hop."""
+    total = math.prod(int(u) for u in upsample_rates)
+    if total != mel_spec.hop:
+        raise ValueError(f"{name} config: upsample_rates multiply to {total} but hop_size is {mel_spec.hop}")
 
 
 class Vocoder(nn.Module):

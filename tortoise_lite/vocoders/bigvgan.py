@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tortoise_lite.audio.mel import MelSpec
-from tortoise_lite.vocoders.base import Vocoder
+from tortoise_lite.vocoders.base import Vocoder, check_upsampling
 from tortoise_lite.vocoders.hifigan import same_padding
 
 
@@ -254,11 +254,7 @@ class BigVGANVocoder(Vocoder):
         super().__init__(mel_spec)
         self.arch = {k: arch[k] for k in BIGVGAN_ARCH_KEYS if k in arch}
         self.generator = BigVGANGenerator(num_mels=self.mel_spec.n_mels, **self.arch)
-        total = math.prod(int(u) for u in self.arch.get("upsample_rates", (4, 4, 2, 2, 2, 2)))
-        if total != self.mel_spec.hop:
-            raise ValueError(
-                f"BigVGAN config: upsample_rates multiply to {total} but hop_size is {self.mel_spec.hop}"
-            )
+        check_upsampling("BigVGAN", self.arch.get("upsample_rates", (4, 4, 2, 2, 2, 2)), self.mel_spec)
 
     def synthesize(self, mel: torch.Tensor) -> torch.Tensor:
         return self.generator(mel).squeeze(1)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tortoise_lite.audio.mel import MelSpec
-from tortoise_lite.vocoders.base import Vocoder
+from tortoise_lite.vocoders.base import Vocoder, check_upsampling
 
 LRELU_SLOPE = 0.1  # HiFi-GAN's leaky-ReLU slope inside the generator
 
@@ -116,13 +116,7 @@ class HiFiGANVocoder(Vocoder):
         super().__init__(mel_spec)
         self.arch = {k: arch[k] for k in HIFIGAN_ARCH_KEYS if k in arch}
         self.generator = HiFiGANGenerator(num_mels=self.mel_spec.n_mels, **self.arch)
-        total = 1
-        for u in self.arch.get("upsample_rates", (8, 8, 2, 2)):
-            total *= int(u)
-        if total != self.mel_spec.hop:
-            raise ValueError(
-                f"HiFi-GAN config: upsample_rates multiply to {total} but hop_size is {self.mel_spec.hop}"
-            )
+        check_upsampling("HiFi-GAN", self.arch.get("upsample_rates", (8, 8, 2, 2)), self.mel_spec)
 
     def synthesize(self, mel: torch.Tensor) -> torch.Tensor:
         return self.generator(mel).squeeze(1)

@@ -12,6 +12,7 @@ from tortoise_lite.data.batch import Batch
 from tortoise_lite.diffusion.objectives import Objective
 from tortoise_lite.diffusion.samplers import Sampler
 from tortoise_lite.diffusion.schedules import CosineSchedule
+from tortoise_lite.models.alignment import expand_by_durations
 from tortoise_lite.models.text_to_mel import TextToMel
 from tortoise_lite.models.unet1d import UNet1D
 from tortoise_lite.models.unet2d import UNet2D
@@ -136,3 +137,55 @@ def test_generate_guidance_and_overrides():
     assert int(n2) >= int(n3)
     with pytest.raises(ValueError, match="tokenizer|texts"):
         model.generate(sampler=sampler)
+
+
+def _zero_sampler(x0_fn, schedule, noise, generator=None, steps=None):
+    """A 'sampler' whose result is exactly zero: what generate adds to it is then visible."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(x=torch.zeros_like(noise))
+
+
+def test_prior_residual_diffuses_x0_minus_mu_and_adds_mu_back():
+    batch = make_batch(CharTokenizer(), with_durations=True)
+    seen = {}
+    for residual in (False, True):
+        model = build("aligned", prior_residual=residual).eval()  # no dropout: mu recomputed below
+        original = model.objective.loss
+
+        def spy(fn, x0, mask=None, _original=original, _key=residual):
+            seen[_key] = x0.detach().clone()
+            return _original(fn, x0, mask=mask)
+
+        model.objective.loss = spy
+        model.loss(batch)
+        with torch.no_grad():
+            h, tmask = model.encode_text(batch.tokens, batch.token_mask)
+            mu = expand_by_durations(model.prior(h), batch.durations, batch.mel.shape[-1])
+        fm = batch.mel_mask[:, None, :].float()
+        x0 = model.stats.normalize(batch.mel) * fm
+        torch.testing.assert_close(seen[residual], (x0 - mu) * fm if residual else x0)
+
+        # generation: the sampler's result is a residual on top of the expanded mu
+        model.eval()
+        durations = torch.tensor([[2, 3, 4]])
+        mel, n = model.generate(tokens=[[5, 6, 7]], durations=durations, sampler=_zero_sampler, seed=0)
+        with torch.no_grad():
+            h, _ = model.encode_text(torch.tensor([[5, 6, 7]]), None)
+            mu = expand_by_durations(model.prior(h), durations, 9)
+        expected = model.stats.denormalize(mu if residual else torch.zeros_like(mu))
+        torch.testing.assert_close(mel, expected)
+    with pytest.raises(ValueError, match="prior_residual"):
+        build("cross_attention", prior_residual=True)
+
+
+def test_model_temperature_is_the_generate_default():
+    sampler = Sampler(name="dpmpp_2m", steps=3)
+    cold = build("aligned", temperature=0.5).eval()
+    warm = build("aligned").eval()  # same seed -> same weights
+    durations = torch.tensor([[2, 3, 4]])
+    kw = dict(tokens=[[5, 6, 7]], durations=durations, sampler=sampler, seed=3)
+    torch.testing.assert_close(cold.generate(**kw)[0], warm.generate(temperature=0.5, **kw)[0])
+    assert not torch.allclose(warm.generate(**kw)[0], cold.generate(**kw)[0])
+    with pytest.raises(ValueError, match="temperature"):
+        build("aligned", temperature=0.0)

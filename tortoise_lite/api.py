@@ -336,7 +336,7 @@ class TextToSpeech:
         guidance: float = 1.0,
         seed: int | Sequence[int] | None = None,
         length_scale: float = 1.0,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         batch_size: int = 8,
         durations: Sequence[Sequence[int]] | None = None,
         speaker: int | str | Sequence[int | str] | None = None,
@@ -436,7 +436,7 @@ class TextToSpeech:
         guidance: float = 1.0,
         seed: int | Sequence[int] | None = None,
         length_scale: float = 1.0,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         batch_size: int = 8,
         durations: Sequence[Sequence[int]] | None = None,
         speaker: int | str | Sequence[int | str] | None = None,
@@ -450,7 +450,7 @@ class TextToSpeech:
             guidance: classifier-free guidance scale ``x_u + s (x_c - x_u)`` (1 = off).
             seed: an int (each item's noise from this seed: an item's output depends only on its text and
                 the seed, not on batch size or position), one seed per item, or None (fresh noise).
-            length_scale: > 1 slower. temperature: scale of the starting noise.
+            length_scale: > 1 slower. temperature: scale of the starting noise (None = the model's).
             batch_size: texts generated together. durations: frames per token per item (overrides the
                 duration predictor). speaker: a speaker id (or one per item) for multi-speaker models.
         Returns:

@@ -72,7 +72,7 @@ def run(cfg: DictConfig) -> int:
         guidance=float(cfg.guidance),
         seed=None if cfg.get("seed") is None else int(cfg.seed),
         length_scale=float(cfg.length_scale),
-        temperature=float(cfg.temperature),
+        temperature=None if cfg.temperature is None else float(cfg.temperature),
         batch_size=int(cfg.batch_size),
         speaker=speaker,
     )

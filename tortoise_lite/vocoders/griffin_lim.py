@@ -93,15 +93,35 @@ def fast_griffin_lim(
             ]
         ).to(magnitude.device) * (2 * torch.pi)
     angles = torch.polar(torch.ones_like(magnitude), phase)
+    return istft(consistency_projections(magnitude, angles, mel_spec, istft, n_iter, momentum), length=length)
+
+
+def consistency_projections(
+    magnitude: torch.Tensor,
+    angles: torch.Tensor,
+    mel_spec: MelSpec,
+    istft: ISTFT,
+    n_iter: int,
+    momentum: float = 0.99,
+) -> torch.Tensor:
+    """``n_iter`` fast Griffin-Lim steps from unit phasors ``angles``; returns the complex STFT
+    ``magnitude * angles`` ``(B, n_fft // 2 + 1, T)`` with the refined phase.
+
+    Each step projects onto consistent spectrograms (iSTFT then STFT with ``mel_spec``'s framing) and back
+    onto the target magnitude. Differentiable in ``magnitude`` and ``angles``, so a network that predicts
+    them can be trained through the steps (Deep Griffin-Lim style; ``VocosVocoder(consistency_iters=...)``).
+    """
+    n_frames = magnitude.shape[-1]
+    length = mel_spec.num_samples(n_frames)
     previous = torch.zeros_like(angles)
-    eps = torch.finfo(magnitude.dtype).eps
+    tiny = torch.finfo(magnitude.dtype).eps ** 2
     for _ in range(n_iter):
-        wav = istft(magnitude * angles, length=length)
-        rebuilt = mel_spec.stft(wav)[..., :n_frames]
+        rebuilt = mel_spec.stft(istft(magnitude * angles, length=length))[..., :n_frames]
         angles = rebuilt - (momentum / (1.0 + momentum)) * previous
-        angles = angles / (angles.abs() + eps)
+        # rsqrt(|z|^2 + tiny) rather than 1 / |z|: finite gradients where a bin is exactly zero
+        angles = angles * torch.rsqrt(angles.real.square() + angles.imag.square() + tiny)
         previous = rebuilt
-    return istft(magnitude * angles, length=length)
+    return magnitude * angles
 
 
 class GriffinLim(Vocoder):

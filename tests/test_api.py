@@ -163,3 +163,9 @@ def test_speakers_are_stored_and_selectable_by_name(tts):
     assert tts.speaker_id(names[1]) == 1 and tts.speaker_id(0) == 0
     with pytest.raises(ValueError, match="unknown speaker 'nobody'; known speakers: " + names[0]):
         tts.speaker_id("nobody")
+    # the recipe's n_speakers=auto gave the model one embedding row per timbre (+ the null row)
+    assert tts.model.n_speakers == len(names)
+    assert tts.model.denoiser.cond.speaker_emb.num_embeddings == len(names) + 1
+    one = tts.synthesize(TEXTS[:1], steps=3, seed=0, speaker=names[0]).mels[0]
+    other = tts.synthesize(TEXTS[:1], steps=3, seed=0, speaker=names[1]).mels[0]
+    assert one.shape == other.shape and not torch.equal(one, other)  # 2 training steps: a small difference

@@ -206,3 +206,28 @@ def test_trajectory_and_callback():
     torch.testing.assert_close(res.trajectory[-1], res.x)
     res2 = Sampler(name="dpmpp_2m", steps=5)(mix.x0_fn(sch), sch, torch.randn(3, 4), steps=9)
     assert res2.nfe == 9 and res2.trajectory is None
+
+
+def test_offset_shifts_result_and_callback_but_not_the_model_input():
+    """``offset``: the model diffuses r = x0 - offset; everything reported is in x0 space."""
+    from tortoise_lite.diffusion.schedules import CosineSchedule
+
+    noise = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(0))
+    offset = torch.full_like(noise, 4.0)
+    seen_inputs, reported = [], []
+
+    def x0_fn(x, t):
+        seen_inputs.append(float(x.mean()))
+        return 0.5 * x
+
+    sampler = Sampler(name="dpmpp_2m", steps=4, record_trajectory=True)
+    plain = sampler(x0_fn, CosineSchedule(), noise)
+    plain_inputs = list(seen_inputs)
+    seen_inputs.clear()
+    shifted = sampler(
+        x0_fn, CosineSchedule(), noise, offset=offset, callback=lambda i, x, d: reported.append(d)
+    )
+    assert seen_inputs == plain_inputs  # the model never sees the offset
+    torch.testing.assert_close(shifted.x, plain.x + offset)
+    torch.testing.assert_close(shifted.trajectory[-1], plain.trajectory[-1] + offset)
+    assert len(reported) == 4 and all(float(d.mean()) > 3.0 for d in reported)

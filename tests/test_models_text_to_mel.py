@@ -139,11 +139,11 @@ def test_generate_guidance_and_overrides():
         model.generate(sampler=sampler)
 
 
-def _zero_sampler(x0_fn, schedule, noise, generator=None, steps=None):
-    """A 'sampler' whose result is exactly zero: what generate adds to it is then visible."""
+def _zero_sampler(x0_fn, schedule, noise, generator=None, steps=None, offset=None):
+    """A 'sampler' whose diffusion output is exactly zero (reported with the offset it is given)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(x=torch.zeros_like(noise))
+    return SimpleNamespace(x=torch.zeros_like(noise) if offset is None else offset + 0.0)
 
 
 def test_prior_residual_diffuses_x0_minus_mu_and_adds_mu_back():

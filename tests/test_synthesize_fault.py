@@ -61,3 +61,10 @@ def test_bad_options(tones_ckpt, capsys):
     assert "sampler/nope" in _fails([f"ckpt={tones_ckpt}", "text=C4", "sampler=nope"], capsys)
     assert "batch_size must be >= 1" in _fails([f"ckpt={tones_ckpt}", "text=C4", "batch_size=0"], capsys)
     assert "steps must be >= 1" in _fails([f"ckpt={tones_ckpt}", "text=C4", "steps=0"], capsys)
+
+
+def test_unknown_speaker_name(tones_ckpt, tmp_path, capsys):
+    """Tones models take their timbre as the speaker, by name or id; anything else is named."""
+    err = _fails([f"ckpt={tones_ckpt}", "text=C4 E4", "speaker=nobody", f"out_dir={tmp_path}"], capsys)
+    assert "unknown speaker 'nobody'" in err and "known speakers:" in err
+    assert not list(tmp_path.glob("*.wav"))

@@ -64,7 +64,7 @@ def run(cfg: DictConfig) -> int:
     model, info = load_checkpoint(str(ckpt), device=device, use_ema=bool(cfg.use_ema))
     tts = TextToSpeech(model, vocoder=build_vocoder_spec(cfg, model.mel_spec), device=device, info=info)
     texts = tts.check_texts(texts)  # empty / unknown symbols: fail before any compute
-    speaker = None if cfg.get("speaker") is None else int(cfg.speaker)
+    speaker = cfg.get("speaker")  # an id or a trained speaker name (tones: a timbre)
     result = tts.synthesize(
         texts,
         sampler=build_sampler_from_config(cfg),

@@ -39,13 +39,14 @@ def _train(recipe: str, out: Path, extra: list[str]) -> tuple[Path, float, float
     return result.last_checkpoint, seconds, result.metrics.get("mel_frames_seen", 0.0)
 
 
-def _generate_with_durations(model, text: str, seed: int = 0):
+def _generate_with_durations(model, text: str, seed: int = 0, speaker: int | None = None):
     """-> (mel (n_mels, T), frames per token (L,), token ids) with the model's own predicted durations."""
     ids = model.tokenizer.encode(text)
     tokens = torch.tensor([ids], device=model.device)
     h, tmask = model.encode_text(tokens, tokens != 0, [text])
     durations, _ = model.predict_lengths(h, tmask)
-    mel, lengths = model.generate(tokens=tokens, durations=durations, seed=seed)
+    spk = None if speaker is None else torch.tensor([speaker], device=model.device)
+    mel, lengths = model.generate(tokens=tokens, durations=durations, seed=seed, speaker=spk)
     return mel[0, :, : int(lengths[0])], durations[0].cpu().numpy(), ids
 
 
@@ -62,8 +63,10 @@ def eval_tones(ckpt: Path, prompts: list[str]) -> dict:
     spec = info.mel_spec
     vocoder = GriffinLim(spec)
     errors: list[float] = []
-    for text in prompts:
-        mel, durs, ids = _generate_with_durations(model, text)
+    for i, text in enumerate(prompts):
+        # a timbre-conditioned model plays the prompts on each of its timbres in turn
+        speaker = i % model.n_speakers if model.n_speakers else None
+        mel, durs, ids = _generate_with_durations(model, text, speaker=speaker)
         wav = vocoder(mel[None])[0].numpy()
         notes, start = [], 0.0
         for sym, d in zip((model.tokenizer.symbols[i] for i in ids), durs):
@@ -118,7 +121,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--recipes", default="tones,speech")
     ap.add_argument("--out", default="outputs/bench_train")
     ap.add_argument("--max-steps", type=int, default=None, help="shrink the default budget (quick checks)")
-    ap.add_argument("--prompts", type=int, default=10, help="held-out prompts evaluated per recipe")
+    ap.add_argument(
+        "--prompts", type=int, default=None, help="held-out prompts evaluated per recipe (default: all)"
+    )
     ap.add_argument(
         "--ckpt",
         action="append",

@@ -559,6 +559,7 @@ class Sampler:
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
         callback: Callback = None,
+        offset: Tensor | None = None,
     ) -> SampleResult:
         """Sample.
 
@@ -568,6 +569,9 @@ class Sampler:
             noise_or_shape: standard-normal start noise (B, ...) or a shape to draw it from ``generator``.
             generator: None, one ``torch.Generator``, or one per item (batch-size independent results).
             steps: overrides ``self.steps``; ts: an explicit float64 grid (overrides grid and steps).
+            offset: a mean the diffused data was taken relative to (``x0 = offset + r``, the model
+                diffuses ``r``; Grad-TTS / PriorGrad priors). ``x0_fn`` works in ``r`` space; the
+                result, trajectory and the callback's ``d`` are reported with ``offset`` added.
         Returns:
             :class:`SampleResult` with ``x`` (B, ...) in the noise dtype and the NFE actually used.
         """
@@ -592,11 +596,14 @@ class Sampler:
         x = float(schedule.sigma(ts[0])) * noise
         traj = [x] if self.record_trajectory else None
 
+        def shifted(v: Tensor) -> Tensor:
+            return v if offset is None else v + offset
+
         def cb(i: int, xi: Tensor, d: Tensor) -> None:
             if traj is not None:
-                traj.append(xi)
+                traj.append(shifted(xi))
             if callback is not None:
-                callback(i, xi, d)
+                callback(i, shifted(xi), shifted(d))
 
         eta = self.eta if self.eta is not None else _DEFAULT_ETA.get(self.name, 0.0)
         fn = SAMPLERS[self.name]
@@ -613,4 +620,6 @@ class Sampler:
             lower_order_final=self.lower_order_final,
             **self.extra,
         )
-        return SampleResult(x=x, nfe=nfe, trajectory=traj, ts=ts)
+        if traj is not None:
+            traj[0] = shifted(traj[0])
+        return SampleResult(x=shifted(x), nfe=nfe, trajectory=traj, ts=ts)

@@ -114,6 +114,9 @@ def evaluate_setting(
             raise ValueError("reference durations requested but some references have none")
         durations = [r.durations for r in refs]
     texts = [r.text for r in refs]
+    # a model trained with speakers (tones: timbres) is asked for the reference's one
+    known = set(tts.speakers)
+    speakers = [r.speaker for r in refs] if known and all(r.speaker in known for r in refs) else None
     t0 = time.perf_counter()
     mels, wrapper = tts.generate_mels(
         texts,
@@ -123,6 +126,7 @@ def evaluate_setting(
         seed=seed,
         batch_size=batch_size,
         durations=durations,
+        speaker=speakers,
     )
     t1 = time.perf_counter()
     wavs = tts.vocode(mels)

@@ -35,13 +35,14 @@ class EvaluationDataError(ValueError):
 @dataclass
 class Reference:
     """text; wav (S,) float32; mel (n_mels, T) raw log-mel; durations per token (sum T) or None;
-    notes [(start_s, end_s, hz)] (tones) or None."""
+    notes [(start_s, end_s, hz)] (tones) or None; speaker: the speaker (tones: timbre) name rendered, or None."""
 
     text: str
     wav: np.ndarray
     mel: torch.Tensor
     durations: list[int] | None = None
     notes: list[tuple[float, float, float]] | None = None
+    speaker: str | None = None
 
 
 def corpus_source_settings(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -130,7 +131,8 @@ def tones_reference(text: str, mel_spec: MelSpec, tokenizer: Any, note_seconds: 
         if sym != NOTE_REST:
             notes.append((float(bounds[k]), float(bounds[k + 1]), midi_hz(note_to_midi(sym))))
     mel = mel_spec(torch.from_numpy(wav))
-    return Reference(text=text, wav=wav, mel=mel, durations=[int(f) for f in frames], notes=notes)
+    durations = [int(f) for f in frames]
+    return Reference(text=text, wav=wav, mel=mel, durations=durations, notes=notes, speaker=TONES_TIMBRE)
 
 
 def build_references(

@@ -426,9 +426,11 @@ class TextToMel(nn.Module):
             return x0_fn(x_t, t) * fmask
 
         sampler = sampler if sampler is not None else (self.sampler or Sampler())
-        result = sampler(masked_x0, self.objective.schedule, noise, generator=generator, steps=steps)
-        x = result.x + mu_frames if self.prior_residual else result.x
-        mel = self.stats.denormalize(x)
+        kwargs = {"offset": mu_frames} if self.prior_residual else {}
+        result = sampler(
+            masked_x0, self.objective.schedule, noise, generator=generator, steps=steps, **kwargs
+        )
+        mel = self.stats.denormalize(result.x)
         silence = math.log(self.mel_spec.log_floor)
         mel = torch.where(frame_mask[:, None, :], mel, torch.full_like(mel, silence))
         return mel, n

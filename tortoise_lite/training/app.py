@@ -210,6 +210,8 @@ def run(cfg: DictConfig) -> RunResult:
     stats = datamodule.stats
 
     model_cfg = model_config(cfg)
+    if model_cfg.get("n_speakers") == "auto":  # one table row per speaker (tones: timbre) of the data
+        model_cfg["n_speakers"] = datamodule.n_speakers
     model = build_text_to_mel(model_cfg, mel, tokenizer, stats, instantiate=_hydra_instantiate)
     metadata = build_metadata(
         OmegaConf.to_container(cfg, resolve=True),

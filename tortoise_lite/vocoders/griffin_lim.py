@@ -93,7 +93,8 @@ def fast_griffin_lim(
             ]
         ).to(magnitude.device) * (2 * torch.pi)
     angles = torch.polar(torch.ones_like(magnitude), phase)
-    return istft(consistency_projections(magnitude, angles, mel_spec, istft, n_iter, momentum), length=length)
+    spec = consistency_projections(magnitude, angles, mel_spec, istft, n_iter, momentum, length)
+    return istft(spec, length=length)
 
 
 def consistency_projections(
@@ -103,6 +104,7 @@ def consistency_projections(
     istft: ISTFT,
     n_iter: int,
     momentum: float = 0.99,
+    length: int | None = None,
 ) -> torch.Tensor:
     """``n_iter`` fast Griffin-Lim steps from unit phasors ``angles``; returns the complex STFT
     ``magnitude * angles`` ``(B, n_fft // 2 + 1, T)`` with the refined phase.
@@ -110,9 +112,10 @@ def consistency_projections(
     Each step projects onto consistent spectrograms (iSTFT then STFT with ``mel_spec``'s framing) and back
     onto the target magnitude. Differentiable in ``magnitude`` and ``angles``, so a network that predicts
     them can be trained through the steps (Deep Griffin-Lim style; ``VocosVocoder(consistency_iters=...)``).
+    ``length``: samples of the intermediate waveforms (default ``mel_spec.num_samples(T)``).
     """
     n_frames = magnitude.shape[-1]
-    length = mel_spec.num_samples(n_frames)
+    length = mel_spec.num_samples(n_frames) if length is None else length
     previous = torch.zeros_like(angles)
     tiny = torch.finfo(magnitude.dtype).eps ** 2
     for _ in range(n_iter):

@@ -92,12 +92,7 @@ class ISTFTHead(nn.Module):
     """
 
     def __init__(
-        self,
-        dim: int,
-        n_fft: int,
-        hop_length: int,
-        padding: str = "same",
-        win_length: int | None = None,
+        self, dim: int, n_fft: int, hop_length: int, padding: str = "same", win_length: int | None = None
     ):
         super().__init__()
         self.n_fft = n_fft
@@ -137,7 +132,7 @@ class VocosVocoder(Vocoder):
         consistency_iters: fast Griffin-Lim projections applied to the head's spectrogram before the
             inverse STFT (0 = plain Vocos). Trained through (Deep Griffin-Lim, Masuyama et al. 2019): the
             network learns the magnitude and a starting phase that the projections make consistent. Each
-            costs one STFT + iSTFT, about a sixth of the network's time at 22 kHz. Needs
+            costs one STFT + iSTFT, about a fifth of the default network's time at 22 kHz. Needs
             ``head_n_fft == mel_spec.n_fft``.
         consistency_momentum: the fast Griffin-Lim momentum of those projections.
         prior_nnls_iters: with ``mel_prior``, refine the least-squares inverse by this many projected

@@ -216,3 +216,13 @@ def test_loss_aware_statistics_all_reduced_under_ddp():
     counts, sq = out[0]
     assert counts == [1.0, 1.0, 1.0, 1.0]
     assert sq == pytest.approx([1.0, 4.0, 9.0, 16.0])
+
+
+def test_unknown_weighting_or_time_sampler_names_the_field_and_choices():
+    from tortoise_lite.diffusion.objectives import Objective
+    from tortoise_lite.diffusion.schedules import CosineSchedule
+
+    with pytest.raises(ValueError, match=r"Objective.weighting must be one of \[.*'min_snr'.*got 'nope'"):
+        Objective(CosineSchedule(), prediction="v", weighting="nope")
+    with pytest.raises(ValueError, match=r"Objective.time_sampler must be one of \[.*'logit_normal'.*"):
+        Objective(CosineSchedule(), prediction="v", time_sampler="nope")

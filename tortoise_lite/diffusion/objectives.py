@@ -318,8 +318,8 @@ class Objective:
             raise TypeError(f"Objective.schedule must be a Schedule, got {type(schedule).__name__}")
         self.schedule = schedule
         self.prediction = prediction
-        self.weighting = _make_weighting(weighting)
-        self.time_sampler = _make_time_sampler(time_sampler)
+        self.weighting = _from_registry(weighting, Weighting, _WEIGHTINGS, "weighting")
+        self.time_sampler = _from_registry(time_sampler, TimeSampler, _TIME_SAMPLERS, "time_sampler")
         self.sigma_data = float(sigma_data)
         self.scale_input = (prediction == "edm") if scale_input is None else bool(scale_input)
         self.update_time_sampler = bool(update_time_sampler)
@@ -504,21 +504,12 @@ _TIME_SAMPLERS = {
 }
 
 
-def _make_weighting(w: Weighting | str) -> Weighting:
-    if isinstance(w, Weighting):
-        return w
-    if w not in _WEIGHTINGS:
+def _from_registry(value, base: type, registry: dict, field: str):
+    """An instance of ``base`` as given, or built from its name in ``registry`` (error names ``field``)."""
+    if isinstance(value, base):
+        return value
+    if value not in registry:
         raise ValueError(
-            f"Objective.weighting must be one of {sorted(_WEIGHTINGS)} or a Weighting, got {w!r}"
+            f"Objective.{field} must be one of {sorted(registry)} or a {base.__name__}, got {value!r}"
         )
-    return _WEIGHTINGS[w]()
-
-
-def _make_time_sampler(ts: TimeSampler | str) -> TimeSampler:
-    if isinstance(ts, TimeSampler):
-        return ts
-    if ts not in _TIME_SAMPLERS:
-        raise ValueError(
-            f"Objective.time_sampler must be one of {sorted(_TIME_SAMPLERS)} or a TimeSampler, got {ts!r}"
-        )
-    return _TIME_SAMPLERS[ts]()
+    return registry[value]()

@@ -38,11 +38,18 @@ NO_CKPT = (
 )
 
 
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def _best(fn, repeats: int) -> tuple[float, Any]:
     out, best = None, float("inf")
     for _ in range(repeats):
+        _sync()
         t0 = time.perf_counter()
         out = fn()
+        _sync()
         best = min(best, time.perf_counter() - t0)
     return best, out
 
@@ -58,14 +65,18 @@ def _vocoders(args: argparse.Namespace, mel_spec: Any) -> dict[str, Any]:
     vocs = {"griffin_lim": build_vocoder("griffin_lim", mel_spec)}
     if args.vocoder_ckpt:
         vocs["trained"] = build_vocoder(args.vocoder_ckpt, mel_spec)
-    return vocs
+    return {k: v.to(args.device) for k, v in vocs.items()}
 
 
 def _time_vocoder(vocoder: Any, mels: list[torch.Tensor], repeats: int) -> float:
+    from tortoise_lite.benchmarks.vocoders import vocoder_device
+
+    device = vocoder_device(vocoder)
+
     @torch.no_grad()
     def run() -> None:
-        for m in mels:
-            vocoder(m[None])
+        for m in mels:  # generate_mels returns CPU tensors: the copy to the vocoder's device is timed
+            vocoder(m[None].to(device))
 
     run()  # warm-up
     return _best(run, repeats)[0]
@@ -81,11 +92,11 @@ def _vocoders_only(args: argparse.Namespace) -> dict[str, Any]:
     mel_spec = probe.mel_spec
     tok = PhonemeTokenizer()
     refs = [speech_reference(t, mel_spec, tok) for t in SPEECH_TEXTS[: args.n_texts]]
-    mels = [r.mel for r in refs]
+    mels = [r.mel.to(args.device) for r in refs]
     seconds = sum(len(r.wav) for r in refs) / mel_spec.sample_rate
     rows = {}
     for name, voc in {"griffin_lim": build_vocoder("griffin_lim", mel_spec), "trained": probe}.items():
-        t = _time_vocoder(voc, mels, args.repeats)
+        t = _time_vocoder(voc.to(args.device), mels, args.repeats)
         rows[name] = {"vocoder_seconds": t, "vocoder_rtf": t / seconds}
         print(f"  {name:<12} vocoder RTF {t / seconds:.4f}  ({t:.3f} s for {seconds:.2f} s of audio)")
     return {"audio_seconds": seconds, "vocoders": rows}
@@ -103,6 +114,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--ckpt", help="text-to-mel checkpoint (python -m tortoise_lite.train +recipe=speech)")
     ap.add_argument("--vocoder-ckpt", help="a trained vocoder checkpoint (timed beside Griffin-Lim)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: where the model and vocoders run")
     ap.add_argument("--nfe", default=",".join(map(str, NFES)), help="comma-separated NFE budgets")
     ap.add_argument("--n-texts", type=int, default=4, help="texts synthesized per measurement")
     ap.add_argument("--batch-size", type=int, default=1, help="texts per acoustic-model batch")
@@ -121,14 +133,14 @@ def main(argv: list[str]) -> int:
         if not args.vocoder_ckpt:
             return 2
         print(f"\nvocoders only, {args.threads} threads:")
-        report = {"threads": args.threads, **_vocoders_only(args)}
+        report = {"threads": args.threads, "device": args.device, **_vocoders_only(args)}
         print(f"wrote {write_json(out / 'synthesize_vocoders.json', report)}")
         return 0
 
     from tortoise_lite.api import TextToSpeech, load_checkpoint
     from tortoise_lite.evaluation.quality import steps_for_nfe
 
-    model, info = load_checkpoint(args.ckpt)
+    model, info = load_checkpoint(args.ckpt, device=args.device)
     vocoders = _vocoders(args, model.mel_spec)
     tts = TextToSpeech(model, vocoder=vocoders["griffin_lim"], info=info)
     texts = _texts(tts.tokenizer, args.n_texts)
@@ -136,7 +148,7 @@ def main(argv: list[str]) -> int:
     name = getattr(sampler, "name", "dpmpp_2m")
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{info.path} ({n_params / 1e6:.1f} M parameters, step {info.global_step}), sampler {name}, "
-          f"{args.threads} threads, {len(texts)} texts, best of {args.repeats}")  # fmt: skip
+          f"{args.device}, {args.threads} threads, {len(texts)} texts, best of {args.repeats}")  # fmt: skip
     durations = None
     if args.reference_durations:
         from tortoise_lite.evaluation.references import speech_reference
@@ -174,6 +186,7 @@ def main(argv: list[str]) -> int:
         rows.append(row)
     report = {
         "checkpoint": str(info.path), "parameters": n_params, "sampler": name, "threads": args.threads,
+        "device": args.device,
         "texts": texts, "repeats": args.repeats, "targets_at_10_nfe": TARGETS, "rows": rows,
         "reference_durations": bool(args.reference_durations),
     }  # fmt: skip

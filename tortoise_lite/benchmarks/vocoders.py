@@ -56,17 +56,29 @@ def training_corpus(ckpt: str | Path) -> dict | None:
     return dict(corpus) if isinstance(corpus, dict) else None
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def vocoder_device(vocoder: Vocoder) -> torch.device:
+    return next((t.device for t in [*vocoder.parameters(), *vocoder.buffers()]), torch.device("cpu"))
+
+
 @torch.inference_mode()
 def speed(vocoder: Vocoder, seconds: float, repeats: int) -> float:
-    """x real time: ``seconds`` of audio / best wall time to vocode it."""
-    ms = vocoder.mel_spec
+    """x real time: ``seconds`` of audio / best wall time to vocode it (on the vocoder's device)."""
+    ms, device = vocoder.mel_spec, vocoder_device(vocoder)
     frames = int(seconds / ms.frame_seconds)
-    mel = torch.randn(1, ms.n_mels, frames) - 5.0
+    mel = torch.randn(1, ms.n_mels, frames, device=device) - 5.0
     vocoder.synthesize(mel[..., : max(8, frames // 10)])  # warm-up (allocator, kernels)
+    vocoder.synthesize(mel)
     best = float("inf")
     for _ in range(repeats):
+        _sync(device)
         t0 = time.perf_counter()
         vocoder.synthesize(mel)
+        _sync(device)
         best = min(best, time.perf_counter() - t0)
     return seconds / best
 
@@ -77,7 +89,7 @@ def quality(vocoder: Vocoder, utterances: list[torch.Tensor]) -> dict[str, float
     scores = {"mel_l1": 0.0, "mcd_db": 0.0, "mrstft": 0.0}
     for wav in utterances:
         wav = wav[: wav.shape[-1] // ms.hop * ms.hop]
-        out = vocoder(ms(wav))[0]
+        out = vocoder(ms(wav).to(vocoder_device(vocoder)))[0].float().cpu()
         scores["mel_l1"] += mel_l1(ms, wav, out)
         scores["mcd_db"] += mcd_dtw(ms, wav, out)
         scores["mrstft"] += multi_resolution_stft_distance(wav, out)
@@ -93,6 +105,7 @@ def main(argv: list[str]) -> int:
         "--mel", default="hifigan_22k_80", help="MelSpec preset for Griffin-Lim and the untrained model"
     )
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (speed and quality run there)")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--heldout", type=int, default=4, help="held-out utterances for the quality figures")
@@ -121,11 +134,11 @@ def main(argv: list[str]) -> int:
     corpus = next((c for c in map(training_corpus, args.ckpt) if c), None)
     utterances: dict[MelSpec, list[torch.Tensor]] = {}
     results = []
-    print(
-        f"CPU, {args.threads} threads, {args.seconds:g} s of audio; quality on {args.heldout} held-out utterances"
-    )
+    where = f"CPU, {args.threads} threads" if args.device == "cpu" else args.device
+    print(f"{where}, {args.seconds:g} s of audio; quality on {args.heldout} held-out utterances")
     print(f"{'vocoder':45s} {'x real time':>12s} {'mel L1':>8s} {'MCD dB':>8s} {'MR-STFT':>8s}")
     for name, vocoder, with_quality in entries:
+        vocoder.to(args.device)
         row = {"vocoder": name, "x_real_time": speed(vocoder, args.seconds, args.repeats)}
         if with_quality:
             if vocoder.mel_spec not in utterances:
@@ -137,6 +150,9 @@ def main(argv: list[str]) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
-            json.dumps({"threads": args.threads, "seconds": args.seconds, "results": results}, indent=2)
+            json.dumps(
+                {"device": args.device, "threads": args.threads, "seconds": args.seconds, "results": results},
+                indent=2,
+            )
         )
     return 0

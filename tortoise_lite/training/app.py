@@ -64,7 +64,7 @@ class FinalCheckpoint(Callback):
             Path(self.checkpoint.dirpath)
             / f"{self.checkpoint.CHECKPOINT_NAME_LAST}{self.checkpoint.FILE_EXTENSION}"
         )
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # full state: resumable
         self.checkpoint.last_model_path = str(path)
         self.checkpoint._last_global_step_saved = trainer.global_step
 

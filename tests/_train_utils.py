@@ -145,3 +145,29 @@ def train_tiny(out: Path, recipe: str = "speech", extra: list[str] | None = None
     from tortoise_lite.training.app import run
 
     return run(compose_train(tiny_overrides(recipe, out, extra)))
+
+
+def fit_recording(module, data, max_steps: int):
+    """Fit ``module`` on ``data`` for ``max_steps`` (CPU, no logger/checkpoints/progress bar); returns
+    ``(trainer, history)`` with the logged metrics after every training batch."""
+    import lightning as L
+
+    class _Record(L.Callback):
+        def __init__(self):
+            self.history: list[dict[str, float]] = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.history.append({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    rec = _Record()
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[rec],
+        accelerator="cpu",
+    )
+    trainer.fit(module, data)
+    return trainer, rec.history

@@ -1,6 +1,6 @@
-import lightning as L
 import pytest
 import torch
+from _train_utils import fit_recording
 from torch.utils.data import DataLoader
 
 from tortoise_lite.audio.mel import MelSpec, MelSpecMismatchError
@@ -76,14 +76,6 @@ def _tiny_module(ms, pretrain_steps, gan_every=1, mrstft_coeff=0.0):
     )
 
 
-class _Record(L.Callback):
-    def __init__(self):
-        self.history = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.history.append({k: float(v) for k, v in trainer.callback_metrics.items()})
-
-
 def test_gan_training_steps_reduce_mel_loss_and_update_both_networks():
     torch.manual_seed(0)
     ms = MelSpec()
@@ -92,27 +84,17 @@ def test_gan_training_steps_reduce_mel_loss_and_update_both_networks():
     data = DataLoader(WavSegments([wav], ms, segment_frames=8, items_per_epoch=64), batch_size=4)
     module = _tiny_module(ms, pretrain_steps=10, gan_every=3, mrstft_coeff=10.0)
     d_before = [p.detach().clone() for p in module.mpd.parameters()]
-    rec = _Record()
-    trainer = L.Trainer(
-        max_steps=24,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[rec],
-        accelerator="cpu",
-    )
-    trainer.fit(module, data)
-    mel_losses = [h["train/mel_loss"] for h in rec.history]
+    trainer, history = fit_recording(module, data, max_steps=24)
+    mel_losses = [h["train/mel_loss"] for h in history]
     assert sum(mel_losses[-3:]) / 3 < 0.8 * sum(mel_losses[:3]) / 3, mel_losses
-    assert "train/d_loss" in rec.history[-1] and "train/fm_loss" in rec.history[-1]
-    assert "train/d_loss" not in rec.history[0]  # reconstruction-only warm-up first
-    assert "train/mrstft_loss" in rec.history[0]
+    assert "train/d_loss" in history[-1] and "train/fm_loss" in history[-1]
+    assert "train/d_loss" not in history[0]  # reconstruction-only warm-up first
+    assert "train/mrstft_loss" in history[0]
     # Lightning counts optimizer steps: 1 per reconstruction batch, 2 per GAN batch (10, 13, 16, ...).
-    gan_batches = [b for b in range(len(rec.history)) if b >= 10 and (b - 10) % 3 == 0]
-    assert trainer.global_step == len(rec.history) + len(gan_batches)
+    gan_batches = [b for b in range(len(history)) if b >= 10 and (b - 10) % 3 == 0]
+    assert trainer.global_step == len(history) + len(gan_batches)
     assert any(not torch.equal(a, b) for a, b in zip(d_before, module.mpd.parameters()))
-    assert module.batches_seen == len(rec.history)
+    assert module.batches_seen == len(history)
 
 
 def test_mel_wav_pairs_are_aligned():

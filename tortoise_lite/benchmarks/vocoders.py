@@ -1,8 +1,8 @@
 """Vocoder benchmark: ``python -m tortoise_lite.bench vocoders [--ckpt vocoder.pt] [--threads 2]``.
 
 * Speed: x real time on CPU for ``--seconds`` of audio (default 10 s) with ``--threads`` intra-op threads,
-  best of ``--repeats`` runs, for Griffin-Lim, the (untrained) Vocos-style architecture, each ``--ckpt``
-  and, with ``--external``, randomly initialized HiFi-GAN V1 / BigVGAN-base-sized generators.
+  best of ``--repeats`` runs, for Griffin-Lim (random and phase-gradient start), the (untrained) Vocos-style
+  architecture, each ``--ckpt`` and, with ``--external``, randomly initialized HiFi-GAN V1 / BigVGAN-base-sized generators.
 * Quality (Griffin-Lim and ``--ckpt`` vocoders): copy-synthesis of held-out eSpeak NG utterances (renderings
   of the ``synthetic_speech`` corpus' held-out prompts, which are never among its training items; the corpus
   settings come from the first ``--ckpt``'s training config, else the vocoder recipe's defaults): mel L1 and
@@ -10,8 +10,10 @@
   ground-truth waveform (``tortoise_lite.audio.metrics``). Lower is better for all three.
 
 Figures are printed and written to ``--json`` when given; nothing is asserted.
-Full training run to evaluate: ``python -m tortoise_lite.train +recipe=vocoder`` then
-``python -m tortoise_lite.bench vocoders --ckpt outputs/vocoder/vocoder.pt``.
+Full training runs to evaluate: ``python -m tortoise_lite.train +recipe=vocoder_pghi`` (or
+``+recipe=vocoder``, the GAN-trained one) then
+``python -m tortoise_lite.bench vocoders --ckpt outputs/vocoder_pghi/vocoder.pt``. ``--device cuda`` runs both
+measures on a GPU.
 """
 
 from __future__ import annotations
@@ -120,6 +122,11 @@ def main(argv: list[str]) -> int:
     ms = MelSpec.preset(args.mel)
     entries: list[tuple[str, Vocoder, bool]] = [
         (f"griffin_lim({args.gl_iters} it)", GriffinLim(ms, n_iter=args.gl_iters), True),
+        (
+            f"griffin_lim({args.gl_iters} it, pghi start)",
+            GriffinLim(ms, n_iter=args.gl_iters, init="pghi"),
+            True,
+        ),
         ("vocos-style (untrained, speed only)", VocosVocoder(ms).eval(), False),
     ]
     for ckpt in args.ckpt:

@@ -1,11 +1,15 @@
-"""GAN training of the Vocos-style vocoder (``tortoise_lite.vocoders.VocosVocoder``) with Lightning.
+"""Training of the Vocos-style vocoder (``tortoise_lite.vocoders.VocosVocoder``) with Lightning.
+
+Two trainers: ``VocoderGANModule`` (learned phase; GAN + mel + MR-STFT losses, ``conf/recipe/vocoder.yaml``)
+and, for ``generator.phase=pghi``, ``VocoderMagnitudeModule`` (magnitude regression only; the phase comes
+from phase-gradient integration at synthesis, ``conf/recipe/vocoder_pghi.yaml``).
 
 Entry for the training app: ``build_and_fit(cfg) -> Path`` (the written ``vocoder.pt``). ``cfg`` is the
 whole training config (``vocoder_recipe`` section of ``conf/recipe/vocoder.yaml``; top-level
 ``ckpt_path=last`` resumes a killed run from ``<output_dir>/checkpoints/last.ckpt``) or just the section:
 
     mel:        MelSpec config (``_target_`` node, preset name, or dict of fields)
-    generator:  VocosVocoder sizes (dim, intermediate_dim, num_layers)
+    generator:  VocosVocoder keyword arguments (dim, intermediate_dim, num_layers, mel_prior, phase, ...)
     init_from:  optional vocoder checkpoint to fine-tune (its MelSpec must equal ``mel``)
     num_threads: torch intra-op threads (null = torch's default)
     data:       corpus (``tortoise_lite.data.corpora`` name + generator args; default: the
@@ -15,6 +19,7 @@ whole training config (``vocoder_recipe`` section of ``conf/recipe/vocoder.yaml`
                 model, for fine-tuning); segment_frames, batch_size, val_items, val_seconds, ...
     gan:        loss weights (mel, MR-STFT, adversarial, feature matching), learning rate, discriminator
                 sizes, pretrain_steps (reconstruction-only batches first), gan_every (GAN batch period)
+    magnitude:  with generator.phase=pghi: lr, betas, lr_decay, mel_coeff, sc_coeff
     trainer:    lightning.Trainer keyword arguments (max_time, max_steps, accelerator, ...) and
                 checkpoint_every_minutes (how often last.ckpt is refreshed)
     output_dir: where vocoder.pt, Lightning checkpoints and logs go
@@ -234,7 +239,127 @@ class MultiResolutionSTFTLoss(nn.Module):
 # ----- the LightningModule -----------------------------------------------------------------------------------
 
 
-class VocoderGANModule(L.LightningModule):
+class VocoderModule(L.LightningModule):
+    """What both vocoder trainers share: batches, validation (``val/mel_l1`` of the re-analysed output)
+    and the plain-tensor generator copy in every checkpoint.
+
+    Batches: wav ``(B, S)`` (mel computed here) or ``(mel (B, n_mels, T), wav (B, S))`` pairs.
+    """
+
+    generator: VocosVocoder
+    run_config: dict[str, Any]
+    batches_seen: int
+
+    @property
+    def mel_spec(self) -> MelSpec:
+        return self.generator.mel_spec
+
+    def _mel_wav(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(batch, (tuple, list)):
+            mel, wav = batch
+            return mel, wav
+        return self.mel_spec(batch), batch
+
+    @staticmethod
+    def _batch_size(batch) -> int:
+        return (batch[1] if isinstance(batch, (tuple, list)) else batch).shape[0]
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        out = self.losses(batch)
+        # d_loss / adv / fm exist only on GAN batches: log them separately so their means stay meaningful.
+        self.log_dict(
+            {f"train/{k}": v for k, v in out.items()}, prog_bar=True, batch_size=self._batch_size(batch)
+        )
+
+    def losses(self, batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        mel, wav = self._mel_wav(batch)
+        fake = self.generator.synthesize(mel)
+        n = min(fake.shape[-1], wav.shape[-1])
+        self.log(
+            "val/mel_l1",
+            F.l1_loss(self.mel_spec(fake[..., :n]), self.mel_spec(wav[..., :n])),
+            prog_bar=True,
+            batch_size=wav.shape[0],
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A plain-tensor copy of the generator so `load_vocoder(ckpt)` works without Lightning or pickles.
+        checkpoint[LIGHTNING_KEY] = checkpoint_dict(self.generator, self.run_config)
+        checkpoint["batches_seen"] = self.batches_seen
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.batches_seen = int(checkpoint.get("batches_seen", 0))
+
+
+class VocoderMagnitudeModule(VocoderModule):
+    """Trains a ``phase="pghi"`` generator: regression of its magnitude on the true STFT magnitude.
+
+    The phase is not learned (phase-gradient integration + Griffin-Lim projections at synthesis), so no
+    discriminator and no inverse STFT is needed in training: a batch costs about a tenth of a GAN batch.
+    Loss per batch, with ``X`` the STFT of the audio and ``M`` the predicted magnitude (both ``(B, F, T)``):
+    ``L1(log max(M, floor), log max(|X|, floor)) + mel_coeff * L1(log-mel of M, input mel)
+    + sc_coeff * ||X| - M|_F / ||X||_F`` (floor: the MelSpec's ``log_floor``).
+    The learning rate decays by ``lr_decay`` per step.
+    """
+
+    def __init__(
+        self,
+        generator: VocosVocoder,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.8, 0.9),
+        mel_coeff: float = 1.0,
+        sc_coeff: float = 1.0,
+        lr_decay: float = 1.0,
+        grad_clip: float = 10.0,
+        run_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if generator.arch.get("phase") != "pghi":
+            raise ValueError("VocoderMagnitudeModule trains generators with phase='pghi' only")
+        self.automatic_optimization = False
+        self.generator = generator
+        self.lr, self.betas, self.lr_decay, self.grad_clip = lr, tuple(betas), lr_decay, grad_clip
+        self.mel_coeff, self.sc_coeff = mel_coeff, sc_coeff
+        self.run_config = dict(run_config or {})
+        self.batches_seen = 0
+        self.register_buffer("filterbank", generator.mel_spec.filterbank(), persistent=False)
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.generator.parameters(), lr=self.lr, betas=self.betas)
+        return [opt], [torch.optim.lr_scheduler.ExponentialLR(opt, gamma=self.lr_decay)]
+
+    def losses(self, batch) -> dict[str, torch.Tensor]:
+        """One optimizer step on a batch; returns the detached losses."""
+        ms = self.mel_spec
+        mel, wav = self._mel_wav(batch)
+        with torch.no_grad():
+            target = ms.stft(wav)[..., : mel.shape[-1]].abs()
+        log_mag = self.generator.log_magnitude(mel)
+        floor = math.log(ms.log_floor)
+        mag_loss = F.l1_loss(log_mag.clamp_min(floor), target.clamp_min(ms.log_floor).log())
+        magnitude = log_mag.exp()
+        mel_loss = F.l1_loss(ms.log(self.filterbank @ magnitude.pow(ms.power)), mel)
+        sc = torch.linalg.vector_norm(target - magnitude) / torch.linalg.vector_norm(target).clamp_min(1e-8)
+        loss = mag_loss + self.mel_coeff * mel_loss + self.sc_coeff * sc
+        opt = self.optimizers()
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self.clip_gradients(opt, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+        opt.step()
+        self.lr_schedulers().step()
+        self.batches_seen += 1
+        return {
+            "loss": loss.detach(),
+            "mag_loss": mag_loss.detach(),
+            "mel_loss": mel_loss.detach(),
+            "sc_loss": sc.detach(),
+        }
+
+
+class VocoderGANModule(VocoderModule):
     """Trains ``generator`` against a multi-period and a multi-resolution discriminator (manual optimization).
 
     Every batch: reconstruction loss ``mel_coeff * L1(log-mel) + mrstft_coeff * MR-STFT``.
@@ -282,10 +407,6 @@ class VocoderGANModule(L.LightningModule):
         self.run_config = dict(run_config or {})
         self.batches_seen = 0
 
-    @property
-    def mel_spec(self) -> MelSpec:
-        return self.generator.mel_spec
-
     def configure_optimizers(self):
         opt_g = torch.optim.AdamW(self.generator.parameters(), lr=self.lr, betas=self.betas)
         opt_d = torch.optim.AdamW(
@@ -296,12 +417,6 @@ class VocoderGANModule(L.LightningModule):
         sch_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, gamma=self.lr_decay)
         sch_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, gamma=self.lr_decay)
         return [opt_g, opt_d], [sch_g, sch_d]
-
-    def _mel_wav(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(batch, (tuple, list)):
-            mel, wav = batch
-            return mel, wav
-        return self.mel_spec(batch), batch
 
     def gan_step_now(self) -> bool:
         """Whether the current batch takes a discriminator step and adversarial generator losses."""
@@ -356,36 +471,6 @@ class VocoderGANModule(L.LightningModule):
         self.batches_seen += 1
         out["mel_loss"], out["g_loss"] = mel_loss.detach(), g_loss.detach()
         return out
-
-    def training_step(self, batch, batch_idx: int) -> None:
-        out = self.losses(batch)
-        # d_loss / adv / fm exist only on GAN batches: log them separately so their means stay meaningful.
-        self.log_dict(
-            {f"train/{k}": v for k, v in out.items()}, prog_bar=True, batch_size=self._batch_size(batch)
-        )
-
-    @staticmethod
-    def _batch_size(batch) -> int:
-        return (batch[1] if isinstance(batch, (tuple, list)) else batch).shape[0]
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        mel, wav = self._mel_wav(batch)
-        fake = self.generator.synthesize(mel)
-        n = min(fake.shape[-1], wav.shape[-1])
-        self.log(
-            "val/mel_l1",
-            F.l1_loss(self.mel_spec(fake[..., :n]), self.mel_spec(wav[..., :n])),
-            prog_bar=True,
-            batch_size=wav.shape[0],
-        )
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # A plain-tensor copy of the generator so `load_vocoder(ckpt)` works without Lightning or pickles.
-        checkpoint[LIGHTNING_KEY] = checkpoint_dict(self.generator, self.run_config)
-        checkpoint["batches_seen"] = self.batches_seen
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.batches_seen = int(checkpoint.get("batches_seen", 0))
 
 
 class TimedLastCheckpoint(L.Callback):
@@ -458,6 +543,32 @@ def _resume_path(ckpt_path: str | None, ckpt_dir: Path) -> str | None:
     return str(path)
 
 
+def _gan_module(generator: VocosVocoder, gan: Mapping[str, Any], cfg: Mapping[str, Any]) -> VocoderGANModule:
+    """The GAN trainer from the recipe's ``gan`` section."""
+    return VocoderGANModule(
+        generator,
+        mpd=MultiPeriodDiscriminator(
+            tuple(gan.get("mpd_periods", (2, 3, 5, 7, 11))), tuple(gan.get("mpd_channels", (16, 32, 64, 128)))
+        ),
+        mrd=MultiResolutionDiscriminator(
+            tuple(gan.get("mrd_fft_sizes", (1024, 512, 256))), int(gan.get("mrd_channels", 16))
+        ),
+        lr=float(gan.get("lr", 5e-4)),
+        betas=tuple(gan.get("betas", (0.8, 0.9))),
+        mel_coeff=float(gan.get("mel_coeff", 45.0)),
+        mrstft_coeff=float(gan.get("mrstft_coeff", 0.0)),
+        mrstft_resolutions=tuple(
+            tuple(r) for r in gan.get("mrstft_resolutions", ((512, 128), (1024, 256), (2048, 512)))
+        ),
+        mrd_coeff=float(gan.get("mrd_coeff", 1.0)),
+        fm_coeff=float(gan.get("fm_coeff", 1.0)),
+        pretrain_steps=int(gan.get("pretrain_steps", 0)),
+        gan_every=int(gan.get("gan_every", 1)),
+        lr_decay=float(gan.get("lr_decay", 1.0)),
+        run_config=cfg,
+    )
+
+
 def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
     """Train (or fine-tune) a vocoder as configured; return the path of the written ``vocoder.pt``.
 
@@ -528,28 +639,20 @@ def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
     val_loader = DataLoader(val_set, batch_size=1, num_workers=0) if len(val_set) else None
 
     gan = dict(cfg.get("gan") or {})
-    module = VocoderGANModule(
-        generator,
-        mpd=MultiPeriodDiscriminator(
-            tuple(gan.get("mpd_periods", (2, 3, 5, 7, 11))), tuple(gan.get("mpd_channels", (16, 32, 64, 128)))
-        ),
-        mrd=MultiResolutionDiscriminator(
-            tuple(gan.get("mrd_fft_sizes", (1024, 512, 256))), int(gan.get("mrd_channels", 16))
-        ),
-        lr=float(gan.get("lr", 5e-4)),
-        betas=tuple(gan.get("betas", (0.8, 0.9))),
-        mel_coeff=float(gan.get("mel_coeff", 45.0)),
-        mrstft_coeff=float(gan.get("mrstft_coeff", 0.0)),
-        mrstft_resolutions=tuple(
-            tuple(r) for r in gan.get("mrstft_resolutions", ((512, 128), (1024, 256), (2048, 512)))
-        ),
-        mrd_coeff=float(gan.get("mrd_coeff", 1.0)),
-        fm_coeff=float(gan.get("fm_coeff", 1.0)),
-        pretrain_steps=int(gan.get("pretrain_steps", 0)),
-        gan_every=int(gan.get("gan_every", 1)),
-        lr_decay=float(gan.get("lr_decay", 1.0)),
-        run_config=cfg,
-    )
+    module: VocoderModule
+    if generator.arch.get("phase") == "pghi":
+        mag = dict(cfg.get("magnitude") or {})
+        module = VocoderMagnitudeModule(
+            generator,
+            lr=float(mag.get("lr", 1e-3)),
+            betas=tuple(mag.get("betas", (0.8, 0.9))),
+            mel_coeff=float(mag.get("mel_coeff", 1.0)),
+            sc_coeff=float(mag.get("sc_coeff", 1.0)),
+            lr_decay=float(mag.get("lr_decay", 1.0)),
+            run_config=cfg,
+        )
+    else:
+        module = _gan_module(generator, gan, cfg)
 
     from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 

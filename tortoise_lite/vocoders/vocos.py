@@ -8,15 +8,18 @@ Parameter names follow gemelo-ai/vocos (``backbone.embed``, ``backbone.convnext.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tortoise_lite.audio.mel import MelSpec
 from tortoise_lite.vocoders.base import Vocoder
 from tortoise_lite.vocoders.griffin_lim import consistency_projections, mel_to_linear
+from tortoise_lite.vocoders.pghi import pghi_phase
 from tortoise_lite.vocoders.spectral import ISTFT
 
 
@@ -116,6 +119,9 @@ class ISTFTHead(nn.Module):
         return self.istft(self.spectrogram(x))
 
 
+PHASES = ("learned", "pghi")
+
+
 class VocosVocoder(Vocoder):
     """ConvNeXt + iSTFT vocoder for ``mel_spec``'s log-mels.
 
@@ -138,6 +144,12 @@ class VocosVocoder(Vocoder):
         prior_nnls_iters: with ``mel_prior``, refine the least-squares inverse by this many projected
             gradient steps of the non-negative least-squares solve (as ``GriffinLim`` does; 0 = the clamped
             pseudo-inverse).
+        phase: ``"learned"`` (Vocos: the head predicts the phase) or ``"pghi"``: the network predicts only
+            the magnitude (trained by regression on the true STFT magnitude, no GAN) and the phase comes
+            from phase-gradient heuristic integration of that magnitude (``pghi.py``), refined by the
+            ``consistency_iters`` Griffin-Lim projections (not trained through). Needs
+            ``head_n_fft == mel_spec.n_fft``.
+        pghi_tol: with ``phase="pghi"``, bins below this fraction of the loudest get a random phase.
 
     ``forward(mel)``: ``(B, n_mels, T)`` log-mel -> ``(B, S)`` with ``S = T * hop`` ("same") or
     ``(T - 1) * hop`` ("center").
@@ -156,6 +168,8 @@ class VocosVocoder(Vocoder):
         consistency_iters: int = 0,
         consistency_momentum: float = 0.99,
         prior_nnls_iters: int = 0,
+        phase: str = "learned",
+        pghi_tol: float = 1e-5,
     ) -> None:
         super().__init__(mel_spec)
         ms = self.mel_spec
@@ -170,7 +184,11 @@ class VocosVocoder(Vocoder):
             consistency_iters=int(consistency_iters),
             consistency_momentum=float(consistency_momentum),
             prior_nnls_iters=int(prior_nnls_iters),
+            phase=str(phase),
+            pghi_tol=float(pghi_tol),
         )
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
         self.backbone = VocosBackbone(ms.n_mels, dim, intermediate_dim, num_layers, layer_scale_init_value)
         self.head = ISTFTHead(dim, self.arch["head_n_fft"], ms.hop, self.arch["head_padding"])
         if mel_prior:
@@ -190,9 +208,10 @@ class VocosVocoder(Vocoder):
 
         if consistency_iters < 0:
             raise ValueError(f"consistency_iters must be >= 0, got {consistency_iters}")
-        if consistency_iters and self.arch["head_n_fft"] != ms.n_fft:
+        if (consistency_iters or phase == "pghi") and self.arch["head_n_fft"] != ms.n_fft:
             raise ValueError(
-                f"consistency_iters needs head_n_fft == mel_spec.n_fft ({ms.n_fft}), got {self.arch['head_n_fft']}"
+                f"consistency_iters and phase='pghi' need head_n_fft == mel_spec.n_fft ({ms.n_fft}), "
+                f"got {self.arch['head_n_fft']}"
             )
 
     def prior_log_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
@@ -204,15 +223,30 @@ class VocosVocoder(Vocoder):
         linear = (self.mel_pinv @ mel.exp()).clamp_min(ms.log_floor)  # mel of |X|^power
         return linear.log() / ms.power
 
+    def log_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``(B, n_mels, T)`` -> the predicted log-magnitude ``(B, head_n_fft // 2 + 1, T)``, clipped
+        like the head's (only the magnitude half of the head's projection is computed)."""
+        n_bins = self.head.n_fft // 2 + 1
+        w, b = self.head.out.weight[:n_bins], self.head.out.bias[:n_bins]
+        log_mag = F.linear(self.backbone(mel), w, b).transpose(1, 2)
+        if self.arch.get("mel_prior"):
+            log_mag = log_mag + self.prior_log_magnitude(mel)
+        return log_mag.clamp(max=math.log(self.head.max_magnitude))
+
     def spectrogram(self, mel: torch.Tensor) -> torch.Tensor:
         """Log-mel ``(B, n_mels, T)`` -> the complex STFT ``(B, head_n_fft // 2 + 1, T)`` the head inverts."""
-        offset = self.prior_log_magnitude(mel) if self.arch.get("mel_prior") else None
-        spec = self.head.spectrogram(self.backbone(mel), offset)
         n_iter = self.arch.get("consistency_iters", 0)
-        if not n_iter:
-            return spec
-        magnitude = spec.abs()
-        angles = spec / (magnitude + torch.finfo(magnitude.dtype).eps)
+        if self.arch.get("phase", "learned") == "pghi":
+            magnitude = self.log_magnitude(mel).exp()
+            phase = pghi_phase(magnitude, self.mel_spec, self.arch.get("pghi_tol", 1e-5))
+            angles = torch.polar(torch.ones_like(magnitude), phase)
+        else:
+            offset = self.prior_log_magnitude(mel) if self.arch.get("mel_prior") else None
+            spec = self.head.spectrogram(self.backbone(mel), offset)
+            if not n_iter:
+                return spec
+            magnitude = spec.abs()
+            angles = spec / (magnitude + torch.finfo(magnitude.dtype).eps)
         momentum = self.arch.get("consistency_momentum", 0.99)
         return consistency_projections(magnitude, angles, self.mel_spec, self.head.istft, n_iter, momentum)
 

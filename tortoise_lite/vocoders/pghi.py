@@ -21,17 +21,16 @@ device.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
-from numba import njit
 
 from tortoise_lite.audio.mel import MelSpec
 
 HANN_LAMBDA = 0.25645  # lam / win^2 of the Gaussian that best fits a Hann window (Průša et al. 2017)
 
 
-@njit(cache=True)
 def _integrate(s: np.ndarray, hop: float, n_fft: float, lam: float, floor: float, seed: int) -> np.ndarray:
     """``s``: (F, T) log-magnitude. Returns the (F, T) phase referred to each frame's first sample."""
     n_freqs, n_frames = s.shape
@@ -87,6 +86,15 @@ def _integrate(s: np.ndarray, hop: float, n_fft: float, lam: float, floor: float
     return phase
 
 
+@lru_cache(maxsize=1)
+def _compiled():
+    # numba is imported (and the kernel compiled, or loaded from its cache) on first use only: importing
+    # tortoise_lite.vocoders stays cheap for the CLIs that never integrate a phase.
+    from numba import njit
+
+    return njit(cache=True)(_integrate)
+
+
 def pghi_phase(magnitude: torch.Tensor, mel_spec: MelSpec, tol: float = 1e-5, seed: int = 0) -> torch.Tensor:
     """STFT magnitude ``(B, n_fft // 2 + 1, T)`` (``mel_spec``'s framing) -> phase ``(B, n_fft // 2 + 1, T)``.
 
@@ -102,7 +110,7 @@ def pghi_phase(magnitude: torch.Tensor, mel_spec: MelSpec, tol: float = 1e-5, se
     lam = HANN_LAMBDA * mel_spec.win**2
     log_mag = magnitude.detach().double().clamp_min(1e-12).log().cpu().numpy()
     phases = [
-        _integrate(
+        _compiled()(
             np.ascontiguousarray(s),
             float(mel_spec.hop),
             float(mel_spec.n_fft),

@@ -38,18 +38,15 @@ NO_CKPT = (
 )
 
 
-def _sync() -> None:
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
-
-
 def _best(fn, repeats: int) -> tuple[float, Any]:
+    from tortoise_lite.benchmarks.vocoders import synchronize
+
     out, best = None, float("inf")
     for _ in range(repeats):
-        _sync()
+        synchronize()
         t0 = time.perf_counter()
         out = fn()
-        _sync()
+        synchronize()
         best = min(best, time.perf_counter() - t0)
     return best, out
 
@@ -92,7 +89,7 @@ def _vocoders_only(args: argparse.Namespace) -> dict[str, Any]:
     mel_spec = probe.mel_spec
     tok = PhonemeTokenizer()
     refs = [speech_reference(t, mel_spec, tok) for t in SPEECH_TEXTS[: args.n_texts]]
-    mels = [r.mel.to(args.device) for r in refs]
+    mels = [r.mel for r in refs]
     seconds = sum(len(r.wav) for r in refs) / mel_spec.sample_rate
     rows = {}
     for name, voc in {"griffin_lim": build_vocoder("griffin_lim", mel_spec), "trained": probe}.items():

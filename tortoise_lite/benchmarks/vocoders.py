@@ -58,9 +58,10 @@ def training_corpus(ckpt: str | Path) -> dict | None:
     return dict(corpus) if isinstance(corpus, dict) else None
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def synchronize() -> None:
+    """Wait for queued GPU work (no-op on CPU), so wall-clock timings include it."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def vocoder_device(vocoder: Vocoder) -> torch.device:
@@ -77,10 +78,10 @@ def speed(vocoder: Vocoder, seconds: float, repeats: int) -> float:
     vocoder.synthesize(mel)
     best = float("inf")
     for _ in range(repeats):
-        _sync(device)
+        synchronize()
         t0 = time.perf_counter()
         vocoder.synthesize(mel)
-        _sync(device)
+        synchronize()
         best = min(best, time.perf_counter() - t0)
     return seconds / best
 

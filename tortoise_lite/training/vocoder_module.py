@@ -569,6 +569,21 @@ def _gan_module(generator: VocosVocoder, gan: Mapping[str, Any], cfg: Mapping[st
     )
 
 
+def _magnitude_module(
+    generator: VocosVocoder, mag: Mapping[str, Any], cfg: Mapping[str, Any]
+) -> VocoderMagnitudeModule:
+    """The magnitude-regression trainer (``generator.phase=pghi``) from the recipe's ``magnitude`` section."""
+    return VocoderMagnitudeModule(
+        generator,
+        lr=float(mag.get("lr", 1e-3)),
+        betas=tuple(mag.get("betas", (0.8, 0.9))),
+        mel_coeff=float(mag.get("mel_coeff", 1.0)),
+        sc_coeff=float(mag.get("sc_coeff", 1.0)),
+        lr_decay=float(mag.get("lr_decay", 1.0)),
+        run_config=cfg,
+    )
+
+
 def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
     """Train (or fine-tune) a vocoder as configured; return the path of the written ``vocoder.pt``.
 
@@ -638,21 +653,11 @@ def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
     )
     val_loader = DataLoader(val_set, batch_size=1, num_workers=0) if len(val_set) else None
 
-    gan = dict(cfg.get("gan") or {})
     module: VocoderModule
     if generator.arch.get("phase") == "pghi":
-        mag = dict(cfg.get("magnitude") or {})
-        module = VocoderMagnitudeModule(
-            generator,
-            lr=float(mag.get("lr", 1e-3)),
-            betas=tuple(mag.get("betas", (0.8, 0.9))),
-            mel_coeff=float(mag.get("mel_coeff", 1.0)),
-            sc_coeff=float(mag.get("sc_coeff", 1.0)),
-            lr_decay=float(mag.get("lr_decay", 1.0)),
-            run_config=cfg,
-        )
+        module = _magnitude_module(generator, dict(cfg.get("magnitude") or {}), cfg)
     else:
-        module = _gan_module(generator, gan, cfg)
+        module = _gan_module(generator, dict(cfg.get("gan") or {}), cfg)
 
     from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 

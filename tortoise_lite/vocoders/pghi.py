@@ -14,7 +14,7 @@ bin takes the phase of the peak it climbs to (steepest ascent over neighbouring 
 frequency derivative. Bins more than ``tol`` below the loudest get a random phase. The result starts
 Griffin-Lim far closer to a consistent spectrogram than a random phase does (README: vocoder table).
 
-The loop runs in numba (~15 ms for 10 s of 22 kHz audio on one core), on the CPU whatever the tensor's
+The loop runs in numba (15-25 ms for 10 s of 22 kHz audio on one core), on the CPU whatever the tensor's
 device.
 """
 

@@ -105,13 +105,21 @@ class ISTFTHead(nn.Module):
     # Upstream Vocos clips the predicted magnitude at 1e2 (keeps early training finite); kept for its weights.
     max_magnitude = 1e2
 
-    def spectrogram(self, x: torch.Tensor, log_mag_offset: torch.Tensor | None = None) -> torch.Tensor:
-        """``(B, T, dim)`` -> complex ``(B, n_fft // 2 + 1, T)``; ``log_mag_offset`` ``(B, n_fft // 2 + 1, T)``
-        is added to the predicted log-magnitude (a prior the network then only corrects)."""
-        log_mag, phase = self.out(x).transpose(1, 2).chunk(2, dim=1)
+    def log_magnitude(self, x: torch.Tensor, log_mag_offset: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, T, dim)`` -> log-magnitude ``(B, n_fft // 2 + 1, T)``, clipped at ``log(max_magnitude)``;
+        ``log_mag_offset`` (same shape) is added first (a prior the network then only corrects). Only the
+        magnitude half of the output projection is computed."""
+        n_bins = self.n_fft // 2 + 1
+        log_mag = F.linear(x, self.out.weight[:n_bins], self.out.bias[:n_bins]).transpose(1, 2)
         if log_mag_offset is not None:
             log_mag = log_mag + log_mag_offset
-        mag = log_mag.exp().clamp(max=self.max_magnitude)
+        return log_mag.clamp(max=math.log(self.max_magnitude))
+
+    def spectrogram(self, x: torch.Tensor, log_mag_offset: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, T, dim)`` -> complex ``(B, n_fft // 2 + 1, T)`` (``log_mag_offset``: see ``log_magnitude``)."""
+        n_bins = self.n_fft // 2 + 1
+        mag = self.log_magnitude(x, log_mag_offset).exp()
+        phase = F.linear(x, self.out.weight[n_bins:], self.out.bias[n_bins:]).transpose(1, 2)
         # cos/sin rather than a raw angle: the phase output is unbounded and only its angle matters.
         return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
 
@@ -223,15 +231,12 @@ class VocosVocoder(Vocoder):
         linear = (self.mel_pinv @ mel.exp()).clamp_min(ms.log_floor)  # mel of |X|^power
         return linear.log() / ms.power
 
+    def _prior(self, mel: torch.Tensor) -> torch.Tensor | None:
+        return self.prior_log_magnitude(mel) if self.arch.get("mel_prior") else None
+
     def log_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
-        """Log-mel ``(B, n_mels, T)`` -> the predicted log-magnitude ``(B, head_n_fft // 2 + 1, T)``, clipped
-        like the head's (only the magnitude half of the head's projection is computed)."""
-        n_bins = self.head.n_fft // 2 + 1
-        w, b = self.head.out.weight[:n_bins], self.head.out.bias[:n_bins]
-        log_mag = F.linear(self.backbone(mel), w, b).transpose(1, 2)
-        if self.arch.get("mel_prior"):
-            log_mag = log_mag + self.prior_log_magnitude(mel)
-        return log_mag.clamp(max=math.log(self.head.max_magnitude))
+        """Log-mel ``(B, n_mels, T)`` -> the predicted log-magnitude ``(B, head_n_fft // 2 + 1, T)``."""
+        return self.head.log_magnitude(self.backbone(mel), self._prior(mel))
 
     def spectrogram(self, mel: torch.Tensor) -> torch.Tensor:
         """Log-mel ``(B, n_mels, T)`` -> the complex STFT ``(B, head_n_fft // 2 + 1, T)`` the head inverts."""
@@ -241,8 +246,7 @@ class VocosVocoder(Vocoder):
             phase = pghi_phase(magnitude, self.mel_spec, self.arch.get("pghi_tol", 1e-5))
             angles = torch.polar(torch.ones_like(magnitude), phase)
         else:
-            offset = self.prior_log_magnitude(mel) if self.arch.get("mel_prior") else None
-            spec = self.head.spectrogram(self.backbone(mel), offset)
+            spec = self.head.spectrogram(self.backbone(mel), self._prior(mel))
             if not n_iter:
                 return spec
             magnitude = spec.abs()

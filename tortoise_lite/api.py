@@ -479,3 +479,27 @@ class TextToSpeech:
             acoustic_seconds=t1 - t0,
             vocoder_seconds=t2 - t1,
         )
+
+    # -----------------------------------------------------------------------------------------------
+    # long-form reading (tortoise_lite/reading)
+    # -----------------------------------------------------------------------------------------------
+    def read(
+        self, text: str, out_dir: str | os.PathLike | None = None, regenerate: Any = None, **kwargs: Any
+    ):
+        """Read a passage: normalize, split into segments, generate in batches (one voice, one seed schedule),
+        join with pauses that follow the punctuation. With ``out_dir``: ``segment_NNNN.wav``,
+        ``combined.wav`` and ``manifest.json``; ``regenerate=[3, 7]`` makes new takes of those segments only.
+        Keyword arguments: :class:`tortoise_lite.reading.Reader` (``preset``, ``sampler``, ``steps``,
+        ``guidance``, ``candidates``, ``scorer``, ``seed``, ``speaker``, ``batch_size``, ``max_chars``,
+        ``pauses``, ``unknown``, ``progress``...). Returns a :class:`tortoise_lite.reading.ReadingResult`.
+        """
+        from tortoise_lite.reading import Reader
+
+        return Reader(self, **kwargs).read(text, out_dir=out_dir, regenerate=regenerate)
+
+    def stream(self, text: str, **kwargs: Any):
+        """Yield :class:`tortoise_lite.reading.StreamChunk` s (``chunk.wav``: a segment and its pause) as soon
+        as each is generated; the same keyword arguments and the same audio as :meth:`read`."""
+        from tortoise_lite.reading import Reader
+
+        return Reader(self, **kwargs).stream(text)

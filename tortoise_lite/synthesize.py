@@ -15,7 +15,6 @@ from omegaconf import DictConfig
 
 from tortoise_lite.evaluation.cli import (
     UsageError,
-    build_sampler_from_config,
     build_vocoder_spec,
     compose,
     require,
@@ -32,6 +31,11 @@ USAGE = """usage: python -m tortoise_lite.synthesize ckpt=PATH (text="..." | tex
   steps=N guidance=S seed=N length_scale=X temperature=X batch_size=N
   vocoder=griffin_lim  or vocoder_ckpt=PATH for a trained vocoder
   device=cpu|cuda|auto threads=N
+  preset=NAME          ultra_fast | fast | standard | high_quality (sampler, steps, guidance, candidates)
+  textfile=FILE        read a passage: out_dir/combined.wav + segment_NNNN.wav + manifest.json
+  stream=true          write combined.wav chunk by chunk as segments are ready (textfile= or text=)
+  regenerate=3,7       new takes of those segments of the reading in out_dir (others reused as they are)
+  candidates=K         K takes per segment, the recognizer's best kept
   --cfg                print the composed config; all keys: conf/synthesize.yaml"""
 
 
@@ -55,10 +59,14 @@ def read_texts(cfg: DictConfig) -> list[str]:
     return [text]
 
 
-def run(cfg: DictConfig) -> int:
+def run(cfg: DictConfig, explicit: frozenset[str] = frozenset()) -> int:
     from tortoise_lite.api import TextToSpeech, load_checkpoint
+    from tortoise_lite.reading.cli import reading_requested, resolve_generation, run_reading
 
     ckpt = require(cfg, "ckpt", "the text-to-mel checkpoint (e.g. outputs/speech/checkpoints/last.ckpt)")
+    gen = resolve_generation(cfg, explicit)  # command line > preset > conf/synthesize.yaml
+    if reading_requested(cfg, gen):
+        return run_reading(cfg, gen)
     texts = read_texts(cfg)
     device = setup_torch(cfg)
     model, info = load_checkpoint(str(ckpt), device=device, use_ema=bool(cfg.use_ema))
@@ -67,9 +75,9 @@ def run(cfg: DictConfig) -> int:
     speaker = cfg.get("speaker")  # an id or a trained speaker name (tones: a timbre)
     result = tts.synthesize(
         texts,
-        sampler=build_sampler_from_config(cfg),
-        steps=None if cfg.get("steps") is None else int(cfg.steps),
-        guidance=float(cfg.guidance),
+        sampler=gen.sampler,
+        steps=gen.steps,
+        guidance=gen.guidance,
         seed=None if cfg.get("seed") is None else int(cfg.seed),
         length_scale=float(cfg.length_scale),
         temperature=None if cfg.temperature is None else float(cfg.temperature),
@@ -91,7 +99,11 @@ def run(cfg: DictConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli("synthesize", lambda args: run(compose("synthesize", args)), argv, USAGE)
+    from tortoise_lite.reading.cli import explicit_keys
+
+    return run_cli(
+        "synthesize", lambda args: run(compose("synthesize", args), explicit_keys(args)), argv, USAGE
+    )
 
 
 if __name__ == "__main__":

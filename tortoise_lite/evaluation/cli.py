@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 #: keys whose values are free text. ``text`` is also the name of a config group (the tokenizers), which
 #: Hydra would not let a command line set, and its grammar would split "Well, hi" at the comma: these
 #: arguments are taken out before composing and set on the composed config verbatim.
-FREE_TEXT_KEYS = ("text",)
+FREE_TEXT_KEYS = ("text", "regenerate")  # regenerate=3,7 (Hydra would read a sweep)
 
 
 class UsageError(ValueError):

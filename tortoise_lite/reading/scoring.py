@@ -24,8 +24,12 @@ class Scorer(Protocol):
 
 
 def words_of(text: str) -> list[str]:
-    """Lower-case words (letters and inner apostrophes) of a normalized text: what WER compares."""
-    return re.findall(r"[a-z]+(?:'[a-z]+)*", text.lower())
+    """Lower-case words of a text as the recognizer's word error rate compares them."""
+    try:
+        from tortoise_lite.evaluation.intelligibility import normalize_words
+    except ImportError:
+        return re.findall(r"[a-z']+", text.lower())
+    return normalize_words(text)
 
 
 class RecognizerScorer:
@@ -61,7 +65,14 @@ class RecognizerScorer:
     def _get(self) -> Any:
         vocab = frozenset(self.vocabulary)
         if self._recognizer is None or not vocab <= self._built_for:
-            self._recognizer = self._module().Recognizer(sorted(vocab))
+            module = self._module()
+            # words outside the recognizer's pronunciation dictionary (names...) cannot be heard by any
+            # candidate: they cost every take the same, so they are left out of the vocabulary
+            lexicon = module._dictionary() if hasattr(module, "_dictionary") else None
+            known = sorted(w for w in vocab if lexicon is None or w in lexicon)
+            if not known:
+                raise ValueError("the recognizer scorer knows none of the words to score; use another scorer")
+            self._recognizer = module.Recognizer(known)
             self._built_for = vocab
         return self._recognizer
 
@@ -70,9 +81,7 @@ class RecognizerScorer:
 
     def __call__(self, wav: np.ndarray, sample_rate: int, text: str) -> float:
         self.vocabulary.update(words_of(text))
-        hyp = self.transcribe(wav, sample_rate)
-        ref = " ".join(words_of(text))
-        return float(self._module().word_error_rate(ref, " ".join(words_of(hyp))))
+        return float(self._module().word_error_rate(text, self.transcribe(wav, sample_rate)))
 
 
 SCORERS = {"recognizer": RecognizerScorer}

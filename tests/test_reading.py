@@ -260,3 +260,32 @@ def test_cli_bad_text_files_are_one_line_errors(speech_ckpt, tmp_path, capsys, c
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "o" / "combined.wav").exists()  # reported before any audio
+
+
+def test_a_10000_character_chapter_reads_in_time_linear_in_its_length(tts):
+    import time
+
+    from tortoise_lite.benchmarks.presets import _paragraph
+
+    def chapter(chars):
+        paras = []
+        while len("\n\n".join(paras)) < chars:
+            paras.append(_paragraph(6, len(paras)))
+        return "\n\n".join(paras)
+
+    def best_time(text):
+        best, result = float("inf"), None
+        for _ in range(2):
+            t0 = time.perf_counter()
+            result = tts.read(text, steps=1, seed=0, batch_size=16)
+            best = min(best, time.perf_counter() - t0)
+        return best, result
+
+    short, long = chapter(2500), chapter(10_000)
+    assert len(long) >= 10_000
+    t_short, _ = best_time(short)
+    t_long, res = best_time(long)
+    assert " ".join(s.segment.text for s in res.segments) == res.plan.normalized
+    assert res.audio_seconds > 100 and all(s.wav.size > 0 for s in res.segments)
+    per_char = (t_long / len(long)) / (t_short / len(short))
+    assert per_char < 2.5, f"time per character grew {per_char:.1f}x from 2.5k to 10k characters"

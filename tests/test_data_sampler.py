@@ -60,9 +60,16 @@ def test_resume_mid_epoch_continues_the_same_order():
     resumed = LengthBucketBatchSampler(ls, batch_size=8, seed=0, rank=1, world_size=2)
     resumed.load_state_dict({"seed": 5, "epoch": 3, "start_batch": 2})
     resumed.set_epoch(3)  # Lightning calls this at the start of the resumed epoch
-    assert list(resumed) == full[2:] and len(resumed) == len(full) - 2
+    # len() stays the epoch's: Lightning adds the batches it restored as done (a shrunk length cut every
+    # later epoch short, issue 16).
+    assert list(resumed) == full[2:] and len(resumed) == len(full)
     resumed.set_epoch(4)
-    assert len(list(resumed)) == len(full) or len(list(resumed)) > 0
+    assert len(list(resumed)) == len(full) == len(resumed)
+    # A state with the whole epoch consumed (checkpoint after its last step) is the next epoch's start.
+    at_end = LengthBucketBatchSampler(ls, batch_size=8, seed=5, rank=1, world_size=2)
+    at_end.load_state_dict({"seed": 5, "epoch": 3, "start_batch": len(full)})
+    s.set_epoch(4)
+    assert (at_end.epoch, at_end.start_batch) == (4, 0) and list(at_end) == list(s)
 
 
 def test_bad_arguments():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -19,6 +20,13 @@ class LengthBucketBatchSampler:
     unless ``drop_last`` asks to drop the remainder batches instead.
 
     All ranks must use the same ``seed`` and ``epoch`` (Lightning calls ``set_epoch``).
+
+    Resume: ``load_state_dict({"seed", "epoch", "start_batch"})`` makes the next iteration skip the
+    first ``start_batch`` batches of that epoch. ``len()`` stays the whole epoch's batch count, as for
+    torchdata's ``StatefulDataLoader``: Lightning restores how many batches of the epoch were already
+    trained and stops the epoch when that count plus the batches fetched reaches ``len()``, so a length
+    that shrank by ``start_batch`` would cut this and every later epoch short. A state with every batch
+    of its epoch consumed is the start of the next epoch (see ``load_state_dict``).
     """
 
     def __init__(
@@ -82,9 +90,11 @@ class LengthBucketBatchSampler:
             batches.append(cur)
         return batches
 
-    def all_batches(self) -> list[list[int]]:
-        """Every batch of this epoch for all ranks (rank r takes positions r, r + world_size, ...)."""
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+    def all_batches(self, epoch: int | None = None) -> list[list[int]]:
+        """Every batch of ``epoch`` (default: the current one) for all ranks (rank r takes positions r,
+        r + world_size, ...)."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         n = len(self.lengths)
         order = torch.randperm(n, generator=g).tolist() if self.shuffle else list(range(n))
         chunk = (
@@ -112,17 +122,42 @@ class LengthBucketBatchSampler:
             batches = [batches[p] for p in perm]
         return batches
 
+    def rank_batches(self, epoch: int, start: int = 0) -> list[list[int]]:
+        """This rank's batches of ``epoch`` from its ``start``-th on."""
+        return self.all_batches(epoch)[self.rank :: self.world_size][start:]
+
     def __iter__(self) -> Iterator[list[int]]:
-        mine = self.all_batches()[self.rank :: self.world_size]
-        yield from mine[self.start_batch :]
+        yield from self.rank_batches(self.epoch, self.start_batch)
 
     def __len__(self) -> int:
-        return max(0, len(self.all_batches()) // self.world_size - self.start_batch)
+        """Batches of the whole epoch for this rank (including the ``start_batch`` skipped on resume)."""
+        return self.batches_per_rank()
+
+    def batches_per_rank(self, epoch: int | None = None) -> int:
+        """How many batches each rank gets in ``epoch`` (default: the current one). Constant with
+        ``batch_size`` alone; with ``max_frames`` it can differ from epoch to epoch."""
+        return len(self.all_batches(epoch)) // self.world_size
 
     def state_dict(self) -> dict:
         return {"seed": self.seed, "epoch": self.epoch, "start_batch": self.start_batch}
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue after ``start_batch`` batches of ``epoch``. A finished epoch (``start_batch`` >= its
+        batch count: a checkpoint written after the epoch's last step) becomes batch 0 of the next one, so
+        the first iteration after a resume never comes out empty."""
         self.seed = int(state["seed"])
         self.epoch = int(state["epoch"])
         self.start_batch = int(state.get("start_batch", 0))
+        if self.start_batch < 0:
+            raise ValueError(f"start_batch={self.start_batch} must be >= 0")
+        per_epoch = len(self)
+        if self.start_batch >= per_epoch > 0:
+            if (
+                self.start_batch > per_epoch
+            ):  # e.g. resumed on fewer devices: the order cannot continue exactly
+                warnings.warn(
+                    f"start_batch={self.start_batch} but epoch {self.epoch} has {per_epoch} batches per rank (the"
+                    " items, batch size or world size changed since the checkpoint): starting the next epoch",
+                    stacklevel=2,
+                )
+            self.epoch, self.start_batch = self.epoch + 1, 0

@@ -22,12 +22,12 @@ from lightning.pytorch.callbacks import (
     LearningRateMonitor,
     ModelCheckpoint,
     OnExceptionCheckpoint,
-    RichProgressBar,
 )
 from omegaconf import DictConfig, OmegaConf
 
 from tortoise_lite.checkpoint import build_metadata, build_text_to_mel
-from tortoise_lite.training.callbacks import RecordItems, SampleCallback
+from tortoise_lite.training.callbacks import RecordItems, SampleCallback, StepProgressBar
+from tortoise_lite.training.checkpoint_io import AtomicCheckpointIO
 from tortoise_lite.training.module import TextToMelModule
 
 
@@ -126,7 +126,7 @@ def build_callbacks(
     if cfg.get("record_items", False):
         callbacks.append(RecordItems(out))
     if cfg.trainer.get("enable_progress_bar", True) and cfg.get("rich_progress", True):
-        callbacks.append(RichProgressBar(leave=True))
+        callbacks.append(StepProgressBar(leave=True))
     callbacks.append(checkpoint)
     return callbacks, checkpoint, sample_cb
 
@@ -239,6 +239,7 @@ def run(cfg: DictConfig) -> RunResult:
         logger=loggers,
         default_root_dir=str(out),
         use_distributed_sampler=False,  # the datamodule shards by rank itself (disjoint, equal counts)
+        plugins=[AtomicCheckpointIO()],  # a kill during a save never leaves a truncated checkpoint
     )
     ckpt_path = cfg.get("ckpt_path")
     existing = sorted((out / "checkpoints").glob("*.ckpt"))
@@ -257,6 +258,11 @@ def run(cfg: DictConfig) -> RunResult:
             raise FileNotFoundError(
                 f"ckpt_path={ckpt_path} does not exist (use ckpt_path=last to resume the run in {out})"
             )
+    # The datamodule stores its position in the batch stream in every checkpoint and continues from it
+    # (MelDataModule.data_position), so Lightning's warning about non-resumable loaders does not apply.
+    warnings.filterwarnings(
+        "ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*"
+    )
     mode = cfg.get("mode", "fit")
     metrics: dict[str, float] = {}
     if mode == "fit":

@@ -1,5 +1,7 @@
 """Callbacks of the text-to-mel training app (everything else comes from Lightning itself).
 
+``StepProgressBar``: Lightning's rich progress bar, over the steps of the run when it is bounded by steps.
+
 ``SampleCallback``: every N optimizer steps (and once at the end of training) synthesize a few prompts
 with the EMA weights, vocode them with the configured vocoder and write ``.wav`` + mel ``.png`` files;
 images and audio also go to TensorBoard when that is the logger. Runs on global rank zero only.
@@ -14,7 +16,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.callbacks.weight_averaging import WeightAveraging
 
 
@@ -183,3 +185,65 @@ class RecordItems(Callback):
         path = self.out_dir / f"items_rank{trainer.global_rank}.txt"
         with open(path, "a", encoding="utf-8") as f:
             f.write(f"{trainer.current_epoch} {trainer.global_step} {' '.join(batch.ids)}\n")
+
+
+class StepProgressBar(RichProgressBar):
+    """Lightning's ``RichProgressBar``, except when training is bounded by steps (``max_epochs: -1`` with
+    ``max_steps`` > 0, the configs' default): then one bar runs over the optimizer steps of the whole run,
+    described as ``Step 250/1500 · epoch 13``. (Lightning's own bar reads ``Epoch 13/-2`` there, since it
+    prints ``max_epochs - 1``, and starts a new bar every epoch, i.e. every few steps on a small corpus.)
+    A resumed run's bar starts at the restored step."""
+
+    def _by_steps(self) -> bool:
+        trainer = self.trainer
+        return (trainer.max_epochs is None or trainer.max_epochs < 0) and (trainer.max_steps or 0) > 0
+
+    @property
+    def total_train_batches(self) -> int | float:
+        return self.trainer.max_steps if self._by_steps() else super().total_train_batches
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        if not self._by_steps():
+            return super()._get_train_description(current_epoch)
+        trainer = self.trainer
+        text = f"Step {trainer.global_step}/{trainer.max_steps} · epoch {current_epoch}"
+        # As Lightning does: pad to the validation bar's description so the two line up without flicker.
+        return f"{text:{len(self.validation_description)}}"
+
+    def _initialize_train_progress_bar_id(self) -> None:
+        super()._initialize_train_progress_bar_id()
+        if self._by_steps() and self.progress is not None:
+            self.progress.update(self.train_progress_bar_id, completed=self.trainer.global_step)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._by_steps():
+            super().on_train_epoch_start(trainer, pl_module)
+            return
+        if self.is_disabled or self.progress is None:
+            return
+        if self.train_progress_bar_id is None:  # one bar for the whole run
+            self._initialize_train_progress_bar_id()
+        self._show_step(trainer)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        if not self._by_steps():
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            return
+        if self.is_disabled:
+            return
+        if self.train_progress_bar_id is None:  # a mid-epoch resume skips on_train_epoch_start
+            self._initialize_train_progress_bar_id()
+        self._show_step(trainer)
+        self._update_metrics(trainer, pl_module)
+        self.refresh()
+
+    def _show_step(self, trainer: L.Trainer) -> None:
+        if self.progress is not None and self.train_progress_bar_id is not None:
+            self.progress.update(
+                self.train_progress_bar_id,
+                completed=trainer.global_step,
+                description=self._get_train_description(trainer.current_epoch),
+            )
+            self.refresh()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from tortoise_lite.audio import MelSpec, MelStats
@@ -75,9 +77,9 @@ class MelDataModule(L.LightningDataModule):
         self.prepared: PreparedDataset | None = None
         self.train_set: MelDataset | None = None
         self.val_set: MelDataset | None = None
-        self._epoch = 0
-        self._batches_seen = 0
-        self._resume: dict[str, Any] | None = None
+        self._epoch = 0  # position in the training batch stream: data epoch ...
+        self._batches_seen = 0  # ... and batches of it trained (see data_position)
+        self._epoch_batches: dict[int, int] = {}  # batches per rank of each data epoch (cached)
         self._train_sampler: LengthBucketBatchSampler | None = None
 
     # ---- preparation ------------------------------------------------------------------------------
@@ -146,12 +148,18 @@ class MelDataModule(L.LightningDataModule):
         return MelCollate(self.mel.log_floor, self.pad_to_multiple)
 
     def _loader(self, dataset: MelDataset, sampler: LengthBucketBatchSampler) -> DataLoader:
+        # A generator of its own: without one, every iter() of a DataLoader (each epoch, each validation)
+        # draws its workers' base seed from the global torch RNG, i.e. from the training noise stream, and a
+        # resumed run (whose validation and epoch starts fall elsewhere relative to the checkpoint) would
+        # draw different noise than an uninterrupted one. The datasets are deterministic, so the worker
+        # seeds themselves do not matter.
         return DataLoader(
             dataset,
             batch_sampler=sampler,
             collate_fn=self.collate(),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -169,18 +177,9 @@ class MelDataModule(L.LightningDataModule):
             world_size=world,
             bucket_batches=self.bucket_batches,
         )
-        if self._resume is not None:
-            sampler.load_state_dict(
-                {
-                    "seed": self.seed,
-                    "epoch": self._resume["epoch"],
-                    "start_batch": self._resume["batches_seen"],
-                }
-            )
-            self._epoch, self._batches_seen = self._resume["epoch"], self._resume["batches_seen"]
-            self._resume = None
         self._train_sampler = sampler
-        return self._loader(self.train_set, sampler)
+        self._epoch_batches = {}
+        return self._loader(self.train_set, _BatchStream(sampler, self.data_position))
 
     def val_dataloader(self) -> DataLoader | list:
         self._require()
@@ -199,18 +198,35 @@ class MelDataModule(L.LightningDataModule):
         )
         return self._loader(self.val_set, sampler)
 
-    # ---- resume -------------------------------------------------------------------------------------
+    # ---- resume ----------------------------------------------------------------------------------------
+    # The training data is one stream of batches (data epoch 0's, then 1's, ...). The position in it is
+    # (data epoch, batches of it trained), counted here for every batch that reaches the training step
+    # and stored in every checkpoint; each new iterator starts from it (see _BatchStream). It does not
+    # follow trainer.current_epoch: Lightning's epoch bookkeeping after a restart depends on where the
+    # checkpoint was written (mid-epoch, at the last batch, after validation, at a max_steps stop).
+    def data_position(self) -> tuple[int, int]:
+        """``(epoch, batches)``: the data epoch training is in and how many of its batches were trained;
+        a finished epoch is reported as the start of the next one."""
+        sampler = self._train_sampler
+        while sampler is not None:
+            n = self._epoch_batches.get(self._epoch)
+            if n is None:
+                n = self._epoch_batches[self._epoch] = sampler.batches_per_rank(self._epoch)
+            if n == 0 or self._batches_seen < n:
+                break
+            self._epoch, self._batches_seen = self._epoch + 1, self._batches_seen - n
+        return self._epoch, self._batches_seen
+
     def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
         trainer = self.trainer
         if trainer is not None and trainer.training:
-            epoch = int(trainer.current_epoch)
-            if epoch != self._epoch:
-                self._epoch, self._batches_seen = epoch, 0
             self._batches_seen += 1
+            self.data_position()  # roll over to the next data epoch after its last batch
         return batch
 
     def state_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "epoch": self._epoch, "batches_seen": self._batches_seen}
+        epoch, batches = self.data_position()
+        return {"seed": self.seed, "epoch": epoch, "batches_seen": batches}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if int(state_dict.get("seed", self.seed)) != self.seed:
@@ -218,12 +234,28 @@ class MelDataModule(L.LightningDataModule):
                 f"the checkpoint's data seed {state_dict['seed']} differs from this run's seed {self.seed}; "
                 "resume with the same data.seed to restore the data order"
             )
-        self._resume = {"epoch": int(state_dict["epoch"]), "batches_seen": int(state_dict["batches_seen"])}
-        if self._train_sampler is not None:
-            self._train_sampler.load_state_dict(
-                {
-                    "seed": self.seed,
-                    "epoch": self._resume["epoch"],
-                    "start_batch": self._resume["batches_seen"],
-                }
-            )
+        self._epoch, self._batches_seen = int(state_dict["epoch"]), int(state_dict["batches_seen"])
+
+
+class _BatchStream:
+    """The training batch sampler as Lightning sees it: every ``iter()`` continues the data stream at
+    ``position()`` (data epoch, batches of it already trained) and runs to the end of that data epoch.
+
+    ``len()`` is a whole epoch's batch count, as for torchdata's ``StatefulDataLoader``: after a restart
+    Lightning counts the batches of the epoch it restored as done and ends the epoch when that count plus
+    the batches fetched reaches ``len()``; when its count and the stream disagree, the epoch ends early
+    or by exhaustion and the next ``iter()`` continues the stream, so no batch is skipped or repeated.
+    The batches are fixed when ``iter()`` is called. No ``batch_size``, ``sampler`` or ``set_epoch``
+    attributes: Lightning then neither rebuilds this sampler nor sets its epoch.
+    """
+
+    def __init__(self, buckets: LengthBucketBatchSampler, position: Callable[[], tuple[int, int]]) -> None:
+        self.buckets = buckets
+        self.position = position
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, start = self.position()
+        return iter(self.buckets.rank_batches(epoch, start))
+
+    def __len__(self) -> int:
+        return self.buckets.batches_per_rank(self.position()[0])

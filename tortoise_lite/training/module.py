@@ -177,16 +177,6 @@ class TextToMelModule(L.LightningModule):
         self.nonfinite_in_a_row = int(nf.get("in_a_row", 0))
         self.nonfinite_total = int(nf.get("total", 0))
 
-    def on_train_epoch_start(self) -> None:
-        # Lightning calls set_epoch on samplers and on batch_sampler.sampler, not on a batch sampler
-        # itself: do that here so bucketed batches reshuffle each epoch (and a mid-epoch resume offset
-        # is cleared when the next epoch starts).
-        loader = self.trainer.train_dataloader
-        for dl in loader if isinstance(loader, (list, tuple)) else [loader]:
-            batch_sampler = getattr(dl, "batch_sampler", None)
-            if callable(getattr(batch_sampler, "set_epoch", None)):
-                batch_sampler.set_epoch(self.current_epoch)
-
     def on_train_start(self) -> None:
         # The optimizer state restores the LR the old schedule had set; recompute it from this run's
         # schedule (equal unless max_steps or the schedule changed between the runs).

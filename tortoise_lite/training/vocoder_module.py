@@ -50,6 +50,7 @@ from torch.utils.data import DataLoader, Dataset
 from tortoise_lite.audio.io import load_audio
 from tortoise_lite.audio.mel import MelSpec
 from tortoise_lite.data.corpora import Corpus, get_corpus
+from tortoise_lite.training.checkpoint_io import AtomicCheckpointIO
 from tortoise_lite.vocoders.base import as_mel_spec
 from tortoise_lite.vocoders.discriminators import (
     MultiPeriodDiscriminator,
@@ -64,29 +65,42 @@ from tortoise_lite.vocoders.vocos import VocosVocoder
 # ----- data -------------------------------------------------------------------------------------------------
 
 
+def _item_rng(seed: int, index: int) -> random.Random:
+    """The generator of stream item ``index``: the same segment in every process, worker and resumed run."""
+    return random.Random(int(seed) * 1_000_003 + int(index))
+
+
 class WavSegments(Dataset):
     """Random fixed-length waveform segments ``(segment_frames * hop,)`` from in-memory utterances.
 
-    ``len`` is ``items_per_epoch``; every ``__getitem__`` draws a random utterance and offset (shorter
-    utterances are zero-padded). The mel is computed from the segment in the training step (batched).
+    ``len`` is ``items_per_epoch``; item ``index`` (any non-negative integer: :class:`SegmentStream`
+    numbers the items of the whole run) is a random utterance and offset drawn from a generator seeded
+    by ``(seed, index)``, so a resumed run trains on exactly the segments an uninterrupted one would
+    (shorter utterances are zero-padded). The mel is computed from the segment in the training step.
     """
 
     def __init__(
-        self, wavs: Sequence[torch.Tensor], mel_spec: MelSpec, segment_frames: int, items_per_epoch: int
+        self,
+        wavs: Sequence[torch.Tensor],
+        mel_spec: MelSpec,
+        segment_frames: int,
+        items_per_epoch: int,
+        seed: int = 0,
     ):
         if not wavs:
             raise ValueError("no training audio: the wav list is empty")
         self.wavs, self.length = list(wavs), mel_spec.num_samples(segment_frames)
-        self.items_per_epoch = items_per_epoch
+        self.items_per_epoch, self.seed = items_per_epoch, int(seed)
 
     def __len__(self) -> int:
         return self.items_per_epoch
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        wav = random.choice(self.wavs)
+        rng = _item_rng(self.seed, index)
+        wav = self.wavs[rng.randrange(len(self.wavs))]
         if wav.shape[-1] <= self.length:
             return F.pad(wav, (0, self.length - wav.shape[-1]))
-        start = random.randrange(0, wav.shape[-1] - self.length)
+        start = rng.randrange(0, wav.shape[-1] - self.length)
         return wav[start : start + self.length]
 
 
@@ -101,6 +115,7 @@ class MelWavPairs(Dataset):
         mel_spec: MelSpec,
         segment_frames: int,
         items_per_epoch: int,
+        seed: int = 0,
     ):
         if not pairs:
             raise ValueError("no (mel, wav) pairs given for fine-tuning")
@@ -115,7 +130,7 @@ class MelWavPairs(Dataset):
                     f"pair {i}: mel has {mel.shape[1]} frames but its wav ({wav.shape[-1]} samples) gives {expected}; "
                     "the mels must be ground-truth aligned (same frames as the MelSpec of the audio)"
                 )
-        self.pairs, self.mel_spec = list(pairs), mel_spec
+        self.pairs, self.mel_spec, self.seed = list(pairs), mel_spec, int(seed)
         self.frames, self.items_per_epoch = segment_frames, items_per_epoch
         self.mel_frames = mel_spec.num_frames(mel_spec.num_samples(segment_frames))
 
@@ -123,15 +138,44 @@ class MelWavPairs(Dataset):
         return self.items_per_epoch
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        mel, wav = random.choice(self.pairs)
+        rng = _item_rng(self.seed, index)  # as WavSegments: item `index` of the run is always the same
+        mel, wav = self.pairs[rng.randrange(len(self.pairs))]
         hop = self.mel_spec.hop
         last = max(0, min(mel.shape[1] - self.mel_frames, wav.shape[-1] // hop - self.frames))
-        t = random.randint(0, last)
+        t = rng.randint(0, last)
         m = mel[:, t : t + self.mel_frames]
         w = wav[t * hop : (t + self.frames) * hop]
         # Pad with the log floor (silence) / zeros when an utterance is shorter than a segment.
         m = F.pad(m, (0, self.mel_frames - m.shape[1]), value=math.log(self.mel_spec.log_floor))
         return m, F.pad(w, (0, self.frames * hop - w.shape[-1]))
+
+
+class SegmentStream:
+    """Batch sampler of the vocoder's training stream: batch ``n`` of the run holds items
+    ``n * batch_size ... (n + 1) * batch_size - 1`` (each a segment drawn by its own index).
+
+    Every ``iter()`` starts at batch ``trained()`` (the module's ``batches_seen``, restored from the
+    checkpoint) and runs to the end of that epoch of ``batches_per_epoch`` batches; ``len()`` is a whole
+    epoch, as Lightning expects of a resumable loader (it counts the batches of the epoch it restored as
+    done). A run killed and resumed thus trains on the same batches in the same order as one that never
+    stopped. No ``batch_size``/``sampler`` attributes: Lightning leaves such a sampler alone.
+    """
+
+    def __init__(self, batches_per_epoch: int, batch_size: int, trained: Callable[[], int]) -> None:
+        if batches_per_epoch < 1:
+            raise ValueError(
+                f"data.items_per_epoch gives {batches_per_epoch} batches of {batch_size}: raise items_per_epoch"
+            )
+        self.batches_per_epoch, self.items_per_batch, self.trained = batches_per_epoch, batch_size, trained
+
+    def __iter__(self):
+        start = int(self.trained())
+        end = (start // self.batches_per_epoch + 1) * self.batches_per_epoch
+        b = self.items_per_batch
+        return iter([list(range(n * b, (n + 1) * b)) for n in range(start, end)])
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
 
 
 def list_wavs(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -495,11 +539,9 @@ class TimedLastCheckpoint(L.Callback):
 
 
 def save_lightning_checkpoint(trainer: L.Trainer, path: Path) -> None:
-    """``trainer.save_checkpoint`` to a temporary name, then rename (a kill never leaves half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    trainer.save_checkpoint(tmp, weights_only=False)  # full state: resumable
-    if trainer.is_global_zero:
-        os.replace(tmp, path)
+    """The full (resumable) trainer state to ``path``; atomic through the trainer's ``AtomicCheckpointIO``
+    (a kill never leaves half a file)."""
+    trainer.save_checkpoint(path, weights_only=False)
 
 
 # ----- entry point -------------------------------------------------------------------------------------------
@@ -624,10 +666,11 @@ def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
     n_val = int(data.get("val_items", 4))
     val_seconds = float(data.get("val_seconds", 3.0))
     hop = mel_spec.hop
+    seed = int(cfg.get("seed", 1234))
     if data.get("pairs"):
         pairs = list(_resolve_callable(data["pairs"])())
         val_pairs, train_pairs = pairs[:n_val], pairs[n_val:] or pairs
-        train_set: Dataset = MelWavPairs(train_pairs, mel_spec, segment_frames, items)
+        train_set: Dataset = MelWavPairs(train_pairs, mel_spec, segment_frames, items, seed=seed)
         val_frames = int(val_seconds / mel_spec.frame_seconds)
         val_set: Any = MelWavPairs(val_pairs, mel_spec, val_frames, len(val_pairs))
     elif data.get("wavs"):
@@ -636,28 +679,38 @@ def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
         random.Random(0).shuffle(order)
         n_val = min(n_val, max(0, len(wavs) - 1))
         val_wavs = [wavs[i] for i in order[:n_val]]
-        train_set = WavSegments([wavs[i] for i in order[n_val:]], mel_spec, segment_frames, items)
+        train_set = WavSegments([wavs[i] for i in order[n_val:]], mel_spec, segment_frames, items, seed=seed)
     else:
         # Training = the corpus items; validation = renderings of its held-out prompts (unseen sentences).
         wavs, corpus = corpus_wavs(mel_spec, data.get("corpus"))
-        train_set = WavSegments(wavs, mel_spec, segment_frames, items)
+        train_set = WavSegments(wavs, mel_spec, segment_frames, items, seed=seed)
         val_wavs = heldout_speech(corpus, mel_spec, n_val) if n_val else []
     if not data.get("pairs"):
         val_len = int(val_seconds * mel_spec.sample_rate)
         val_set = [w[:val_len][: min(w.shape[-1], val_len) // hop * hop] for w in val_wavs]
-
-    batch_size = int(data.get("batch_size", 8))
-    workers = int(data.get("num_workers", 0))
-    train_loader = DataLoader(
-        train_set, batch_size=batch_size, shuffle=False, num_workers=workers, drop_last=True
-    )
-    val_loader = DataLoader(val_set, batch_size=1, num_workers=0) if len(val_set) else None
 
     module: VocoderModule
     if generator.arch.get("phase") == "pghi":
         module = _magnitude_module(generator, dict(cfg.get("magnitude") or {}), cfg)
     else:
         module = _gan_module(generator, dict(cfg.get("gan") or {}), cfg)
+
+    batch_size = int(data.get("batch_size", 8))
+    workers = int(data.get("num_workers", 0))
+    stream = SegmentStream(items // batch_size, batch_size, trained=lambda: module.batches_seen)
+    # Own generators: a DataLoader's iter() otherwise draws a seed from the global torch RNG.
+    train_loader = DataLoader(
+        train_set,
+        batch_sampler=stream,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    val_loader = (
+        DataLoader(val_set, batch_size=1, num_workers=0, generator=torch.Generator().manual_seed(seed))
+        if len(val_set)
+        else None
+    )
 
     from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
@@ -672,12 +725,14 @@ def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
         TimedLastCheckpoint(ckpt_dir / "last.ckpt", ckpt_minutes),
         OnExceptionCheckpoint(dirpath=ckpt_dir, filename="on_exception"),
     ]
+    trainer_kwargs.setdefault("plugins", [AtomicCheckpointIO()])
     trainer = L.Trainer(callbacks=callbacks, **trainer_kwargs)
     # With OnExceptionCheckpoint, Lightning treats ckpt_path=None as "last" and warns; _resume_path has
     # already refused a fresh run over old checkpoints, so there is nothing to load. (Lightning's Timer
     # state is in every checkpoint, so a resumed run keeps the same max_time budget.)
     warnings.filterwarnings("ignore", message=r".*ckpt_path=None\)` was called without a model.*")
-    # Batches are random segments: resuming mid-"epoch" loses nothing, so Lightning's warning is noise.
+    # SegmentStream continues the batch stream from the restored batches_seen: Lightning's warning about
+    # non-resumable loaders does not apply.
     warnings.filterwarnings(
         "ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*"
     )

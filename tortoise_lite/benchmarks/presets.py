@@ -201,6 +201,48 @@ def longform(tts: Any, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     return {"rows": rows}
 
 
+def suggest(
+    report: dict[str, Any], fast_tol: float = 0.05, ultra_tol: float = 0.15
+) -> dict[str, dict[str, Any]]:
+    """The preset rule applied to the measured table (ties: lower MCD, then fewer seconds):
+
+    * ultra_fast: the cheapest setting whose WER is within ``ultra_tol`` of the best single-take WER;
+    * fast: the cheapest within ``fast_tol``;
+    * standard: the best (WER, then MCD) setting costing at most twice fast's seconds, with K = 2 when two
+      candidates lower the WER by 0.02 or more;
+    * high_quality: the best setting of the table, with the smallest K that reaches 90 % of the K = 8 gain.
+    """
+    rows = report["table"]["rows"]
+    best = min(r["wer"] for r in rows)
+
+    def cheapest(tol: float) -> dict[str, Any]:
+        ok = [r for r in rows if r["wer"] <= best + tol]
+        return min(ok, key=lambda r: (r["nfe"], r["seconds_per_prompt"], r["mcd_dtw_db"]))
+
+    def quality(r: dict[str, Any]) -> tuple[float, float, float]:
+        return (round(r["wer"], 3), round(r["mcd_dtw_db"], 2), r["seconds_per_prompt"])
+
+    fast = cheapest(fast_tol)
+    standard = min(
+        (r for r in rows if r["seconds_per_prompt"] <= 2 * fast["seconds_per_prompt"]), key=quality
+    )
+    top = min(rows, key=quality)
+    ks = {c["K"]: c["wer"] for c in report.get("candidates", {}).get("rows", [])}
+    k_std, k_hq = 1, 1
+    if ks:
+        k_std = 2 if ks[1] - ks.get(2, ks[1]) >= 0.02 else 1
+        gain = ks[1] - min(ks.values())
+        if gain > 0:
+            k_hq = min(k for k, w in ks.items() if ks[1] - w >= 0.9 * gain)
+
+    def pick(r: dict[str, Any], k: int) -> dict[str, Any]:
+        return {"sampler": r["sampler"], "steps": r["steps"], "guidance": r["guidance"], "candidates": k,
+                "nfe": r["nfe"], "wer": r["wer"], "mcd_dtw_db": r["mcd_dtw_db"]}  # fmt: skip
+
+    return {"ultra_fast": pick(cheapest(ultra_tol), 1), "fast": pick(fast, 1), "standard": pick(standard, k_std),
+            "high_quality": pick(top, k_hq)}  # fmt: skip
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m tortoise_lite.bench presets", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -246,6 +288,11 @@ def main(argv: list[str]) -> int:
             report["table"] = table(tts, refs, recognizer, args)
         if "candidates" in sections:
             report["candidates"] = candidates(tts, refs, recognizer, args)
+    if "table" in report:
+        report["suggested_presets"] = suggest(report)
+        for name, p in report["suggested_presets"].items():
+            _log(f"suggested {name:<13} sampler={p['sampler']} steps={p['steps']} guidance={p['guidance']:g} "
+                 f"candidates={p['candidates']}  (table: NFE {p['nfe']}, WER {p['wer']:.3f}, MCD {p['mcd_dtw_db']:.2f} dB)")  # fmt: skip
     if "stream" in sections:
         report["stream"] = stream(tts, args)
     if "longform" in sections:

@@ -186,7 +186,8 @@ class Reader:
         candidates: takes per segment; the scorer's best is kept (None: the preset's, else 1).
         scorer: ``"recognizer"`` (default), or ``callable(wav, sample_rate, text) -> error``.
         seed: the base of every segment's seed (None: a fresh one, recorded in the result and manifest).
-        speaker / length_scale / temperature: as in ``synthesize`` (one voice for the whole reading).
+        speaker / length_scale / temperature: as in ``synthesize``; one voice for the whole reading (a
+            multi-speaker model reads with its first speaker unless told otherwise).
         batch_size: items (segments x candidates) per model batch. first_batch: segments in the first one.
         max_chars / pauses / unknown: text splitting and checking (:func:`plan_reading`).
         progress: a rich progress bar on the terminal.
@@ -230,6 +231,10 @@ class Reader:
         self.sampler = build_sampler(sampler, getattr(tts.model, "sampler", None))
         self.scorer = build_scorer(scorer) if self.candidates > 1 else None
         self.seed = int(seed) if seed is not None else secrets.randbelow(2**31)
+        if speaker is None and int(getattr(tts.model, "n_speakers", 0) or 0) > 0:
+            speaker = (
+                0  # one voice for the whole reading: the first trained speaker, not the "any speaker" mix
+            )
         self.speaker = tts.speaker_id(speaker) if speaker is not None else None
         self.length_scale = float(length_scale)
         self.temperature = temperature

@@ -34,6 +34,7 @@ class Generation:
     guidance: float
     candidates: int
     preset: str | None
+    candidates_explicit: bool = False
 
 
 def resolve_generation(cfg: DictConfig, explicit: Iterable[str] = ()) -> Generation:
@@ -63,10 +64,20 @@ def resolve_generation(cfg: DictConfig, explicit: Iterable[str] = ()) -> Generat
         guidance=float(pick("guidance", cfg.get("guidance", 1.0))),
         candidates=int(pick("candidates", cfg.get("candidates", 1) or 1)),
         preset=name,
+        candidates_explicit="candidates" in explicit,
     )
 
 
 def reading_requested(cfg: DictConfig, gen: Generation) -> bool:
+    """Whether the reader runs: ``textfile=``, ``stream=true``, ``regenerate=`` or candidates on ``text=``
+    (``texts=FILE`` of short lines keeps plain synthesis; asking it for candidates is an error)."""
+    from tortoise_lite.evaluation.cli import UsageError
+
+    if cfg.get("texts") is not None and gen.candidates > 1 and gen.candidates_explicit:
+        raise UsageError(
+            "candidates=K works when reading (text=... or textfile=FILE), not with texts=FILE; "
+            "use textfile=FILE to read the lines as a passage"
+        )
     return bool(
         cfg.get("textfile") is not None
         or cfg.get("stream")

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tortoise_lite.checkpoint import build_metadata, build_text_to_mel
 from tortoise_lite.training.callbacks import RecordItems, SampleCallback, StepProgressBar
-from tortoise_lite.training.checkpoint_io import AtomicCheckpointIO
+from tortoise_lite.training.checkpoint_io import AtomicCheckpointIO, remove_stale_temporaries
 from tortoise_lite.training.module import TextToMelModule
 
 
@@ -242,6 +242,8 @@ def run(cfg: DictConfig) -> RunResult:
         plugins=[AtomicCheckpointIO()],  # a kill during a save never leaves a truncated checkpoint
     )
     ckpt_path = cfg.get("ckpt_path")
+    if trainer.is_global_zero:  # half-written files of saves a kill interrupted (never read: not *.ckpt)
+        remove_stale_temporaries(out / "checkpoints")
     existing = sorted((out / "checkpoints").glob("*.ckpt"))
     if ckpt_path is None and existing and cfg.get("mode", "fit") == "fit":
         # With OnExceptionCheckpoint, Lightning would silently resume from "last": make it explicit.

@@ -9,7 +9,8 @@ is the usual cluster layout) the move is a copy, and a kill during the copy leav
 ``AtomicCheckpointIO`` writes ``<name>.tmp`` next to the target, fsyncs it, renames it over the target
 (``os.replace``: atomic within a directory) and fsyncs the directory. A kill at any moment leaves either
 the previous complete checkpoint or the new complete one; a stale ``.tmp`` from a killed save is
-overwritten by the next save and never matches ``*.ckpt``. Remote URLs (``s3://...``) keep Lightning's path.
+never matches ``*.ckpt`` and is deleted when the run is resumed (``remove_stale_temporaries``). Remote
+URLs (``s3://...``) keep Lightning's path.
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the ``*.ckpt.tmp`` files of saves a kill interrupted (call before training writes any);
+    returns what was removed."""
+    removed = []
+    for tmp in sorted(Path(folder).glob("*.ckpt.tmp")):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -50,7 +50,7 @@ from torch.utils.data import DataLoader, Dataset
 from tortoise_lite.audio.io import load_audio
 from tortoise_lite.audio.mel import MelSpec
 from tortoise_lite.data.corpora import Corpus, get_corpus
-from tortoise_lite.training.checkpoint_io import AtomicCheckpointIO
+from tortoise_lite.training.checkpoint_io import AtomicCheckpointIO, remove_stale_temporaries
 from tortoise_lite.vocoders.base import as_mel_spec
 from tortoise_lite.vocoders.discriminators import (
     MultiPeriodDiscriminator,
@@ -727,6 +727,8 @@ def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
     ]
     trainer_kwargs.setdefault("plugins", [AtomicCheckpointIO()])
     trainer = L.Trainer(callbacks=callbacks, **trainer_kwargs)
+    if trainer.is_global_zero:  # half-written files of saves a kill interrupted (never read: not *.ckpt)
+        remove_stale_temporaries(ckpt_dir)
     # With OnExceptionCheckpoint, Lightning treats ckpt_path=None as "last" and warns; _resume_path has
     # already refused a fresh run over old checkpoints, so there is nothing to load. (Lightning's Timer
     # state is in every checkpoint, so a resumed run keeps the same max_time budget.)

@@ -289,3 +289,11 @@ def test_a_10000_character_chapter_reads_in_time_linear_in_its_length(tts):
     assert res.audio_seconds > 100 and all(s.wav.size > 0 for s in res.segments)
     per_char = (t_long / len(long)) / (t_short / len(short))
     assert per_char < 2.5, f"time per character grew {per_char:.1f}x from 2.5k to 10k characters"
+
+
+def test_a_new_reading_replaces_an_earlier_longer_one(tts, tmp_path):
+    tts.read(TEXT, out_dir=tmp_path, **FAST)
+    assert len(list(tmp_path.glob("segment_*.wav"))) == 7
+    tts.read("A short one. Two.", out_dir=tmp_path, **FAST)
+    assert sorted(p.name for p in tmp_path.glob("segment_*.wav")) == ["segment_0000.wav", "segment_0001.wav"]
+    assert [r["sentence"] for r in _manifest(tmp_path)["segments"]] == ["A short one.", "Two."]

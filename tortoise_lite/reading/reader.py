@@ -406,6 +406,10 @@ class Reader:
         todo = [s for s in plan.segments if s.index not in reused]
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
+            if not chosen:  # a new reading: segment files of an earlier, longer one would be stale
+                for stale in out.glob("segment_*.wav"):
+                    if stale.stem[8:].isdigit() and int(stale.stem[8:]) >= n:
+                        stale.unlink()
         bar = self._progress(len(todo), "reading" if not chosen else f"regenerating {len(todo)}")
         writer = None
         if out is not None and stream_combined:
@@ -427,7 +431,7 @@ class Reader:
                     if bar is not None:
                         task = bar.task_ids[0]
                         done = bar.tasks[0].fields["audio"] + audio.wav.size / self.sample_rate
-                        bar.update(task, advance=1, audio=done, text=audio.segment.text[:40])
+                        bar.update(task, advance=1, audio=done, text=audio.segment.text[:30])
                 results[k] = audio
                 chunk = self._chunk(audio, t0)
                 if first_audio is None:

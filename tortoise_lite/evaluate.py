@@ -4,7 +4,8 @@ On the recipe's held-out prompts (never used for training) against reference ren
 training data (:mod:`tortoise_lite.evaluation.references`), writes to ``out_dir``:
 
 * ``metrics.json``: objective metrics with the checkpoint's sampler (tones: pitch accuracy, pitch error,
-  mel L1; speech: MCD-DTW, log-F0 RMSE, V/UV error), plus RTF; the generated wavs in ``samples/``;
+  mel L1; speech: WER and CER of the offline recognizer, MCD-DTW, log-F0 RMSE, V/UV error), each next to
+  its ``ceiling`` (the reference mels through the same vocoder), plus RTF; the wavs in ``samples/``;
 * ``compute_vs_quality.json/.png``: every metric against NFE for each sampler;
 * ``spectral_bands.json/.png``: per-band error of the x0 predictions along the sampling trajectory, and the
   training loss per band by noise level on the held-out reference mels.
@@ -50,8 +51,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Run the evaluation ``cfg`` describes; returns ``{"metrics": ..., "files": [...]}``."""
     from tortoise_lite.api import TextToSpeech, build_sampler, load_checkpoint
     from tortoise_lite.evaluation.plots import plot_compute_vs_quality, plot_spectral_bands
-    from tortoise_lite.evaluation.quality import compute_vs_quality, evaluate_setting
-    from tortoise_lite.evaluation.references import build_references, heldout_prompts
+    from tortoise_lite.evaluation.quality import compute_vs_quality, evaluate_setting, vocoded_reference
+    from tortoise_lite.evaluation.references import build_references, corpus_recognizer, heldout_prompts
     from tortoise_lite.evaluation.spectral import spectral_bands_report
 
     ckpt = require(cfg, "ckpt", "the text-to-mel checkpoint to evaluate")
@@ -71,12 +72,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ref_dur = cfg.get("reference_durations")
     files: list[Path] = []
 
+    recognizer = corpus_recognizer(info.config, tts.mel_spec) if kind == "synthetic_speech" else None
     sampler = build_sampler(cfg.metrics.get("sampler"), getattr(model, "sampler", None))
     wavs: list = []
     main = evaluate_setting(
-        tts, refs, kind, sampler, cfg.metrics.get("steps"), seed, guidance, bs, ref_dur, wavs
+        tts, refs, kind, sampler, cfg.metrics.get("steps"), seed, guidance, bs, ref_dur, wavs, recognizer
     )
     main.update(
+        ceiling=vocoded_reference(tts, refs, kind, recognizer),
         checkpoint=str(info.path),
         global_step=info.global_step,
         kind=kind,
@@ -85,6 +88,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
     shown = ", ".join(f"{k}={v:.4g}" for k, v in main["metrics"].items())
     _log(f"{main['sampler']} ({main['nfe']} NFE): {shown}; RTF {main['rtf']:.3f}")
+    _log("ceiling (references through the same vocoder): " + ", ".join(
+        f"{k}={v:.4g}" for k, v in main["ceiling"].items()))  # fmt: skip
     files.append(write_json(out / "metrics.json", main))
     if cfg.get("save_wavs", True):
         from tortoise_lite.audio.io import save_wav
@@ -107,6 +112,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             bs,
             ref_dur,
             log=_log,
+            recognizer=recognizer,
         )
         files.append(write_json(out / "compute_vs_quality.json", report))
         files.append(plot_compute_vs_quality(out / "compute_vs_quality.png", report))

@@ -86,32 +86,24 @@ def eval_tones(ckpt: Path, prompts: list[str]) -> dict:
             "median_abs_cents": float(np.median(finite)) if finite else None}  # fmt: skip
 
 
-def eval_speech(ckpt: Path, prompts: list[str]) -> dict:
-    """Acoustic-model MCD (generated vs eSpeak log-mel, DTW) and F0 error of the Griffin-Lim rendering."""
-    from tortoise_lite.audio.io import resample
-    from tortoise_lite.audio.metrics import cepstrum_from_log_mel, f0_metrics, mcd_dtw_cepstra
-    from tortoise_lite.checkpoint import load_text_to_mel
-    from tortoise_lite.text import espeak
-    from tortoise_lite.vocoders import GriffinLim
+def eval_speech(ckpt: Path, prompts: list[str], steps: int | None = None) -> dict:
+    """Intelligibility (WER/CER of the offline recognizer, next to its ceiling: the eSpeak references
+    through the same mel and Griffin-Lim), MCD-DTW and F0 errors of the Griffin-Lim rendering."""
+    from tortoise_lite.api import TextToSpeech
+    from tortoise_lite.evaluation.quality import evaluate_setting, vocoded_reference
+    from tortoise_lite.evaluation.references import build_references, corpus_recognizer, heldout_prompts
 
-    model, info = load_text_to_mel(ckpt)
-    spec = info.mel_spec
-    vocoder = GriffinLim(spec)
-    mcds, f0_errs, vuv = [], [], []
-    for text in prompts:
-        syn = espeak.synthesize(text, "en-us")
-        ref_wav = resample(syn.float_audio, espeak.native_sample_rate(), spec.sample_rate)
-        ref = spec(torch.from_numpy(ref_wav).float())
-        mel, lengths = model.generate(texts=[text], seed=0)
-        gen = mel[0, :, : int(lengths[0])]
-        mcds.append(mcd_dtw_cepstra(cepstrum_from_log_mel(ref), cepstrum_from_log_mel(gen)))
-        f0 = f0_metrics(spec, ref_wav, vocoder(gen[None])[0])
-        if math.isfinite(f0.log_f0_rmse_cents):
-            f0_errs.append(f0.log_f0_rmse_cents)
-        vuv.append(f0.vuv_error)
-    return {"prompts": len(prompts), "mcd_db": float(np.mean(mcds)),
-            "log_f0_rmse_cents": float(np.mean(f0_errs)) if f0_errs else None,
-            "vuv_error": float(np.mean(vuv))}  # fmt: skip
+    tts = TextToSpeech.from_checkpoint(str(ckpt))
+    kind, _, settings = heldout_prompts(tts.info.config, tts.mel_spec)
+    refs = build_references(kind, prompts, tts.mel_spec, tts.tokenizer, settings)
+    recognizer = corpus_recognizer(tts.info.config, tts.mel_spec)
+    row = evaluate_setting(tts, refs, kind, steps=steps, seed=0, recognizer=recognizer)
+    ceiling = vocoded_reference(tts, refs, kind, recognizer)
+    m = row["metrics"]
+    return {"prompts": len(prompts), "nfe": row["nfe"], "wer": m["wer"], "wer_ceiling": ceiling["wer"],
+            "cer": m["cer"], "cer_ceiling": ceiling["cer"], "mcd_db": m["mcd_dtw_db"],
+            "log_f0_rmse_cents": m["log_f0_rmse_cents"], "vuv_error": m["vuv_error"],
+            "vuv_error_ceiling": ceiling["vuv_error"], "per_item": row["per_item"]}  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
@@ -175,7 +167,11 @@ def main(argv: list[str]) -> int:
         report[recipe] = entry
         print(
             f"{recipe}: "
-            + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items())
+            + ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in entry.items()
+                if not isinstance(v, list)
+            )
         )
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_bench.json").write_text(json.dumps(report, indent=2))

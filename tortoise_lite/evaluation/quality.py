@@ -5,8 +5,9 @@ Metrics (shared implementations in :mod:`tortoise_lite.audio.metrics`):
 * tones: ``pitch_accuracy`` (share of notes within 50 cents, pyin), ``pitch_error_cents`` (mean |error|
   over voiced notes) and ``mel_l1`` (mean |log-mel difference| against the reference mel; frame-aligned
   because tones are generated with the reference's exact durations);
-* speech: ``mcd_dtw_db`` (mel-cepstral distortion after DTW), ``log_f0_rmse_cents`` and ``vuv_error``
-  (voiced/unvoiced disagreement) against the eSpeak reference.
+* speech: ``wer`` / ``cer`` (word / character error rate of the offline recognizer against the prompt,
+  :mod:`~tortoise_lite.evaluation.intelligibility`), ``mcd_dtw_db`` (mel-cepstral distortion after DTW),
+  ``log_f0_rmse_cents`` and ``vuv_error`` (voiced/unvoiced disagreement) against the eSpeak reference.
 
 The compute-vs-quality report evaluates every sampler at several NFE budgets on the same prompts and
 seed, plus the reference mel passed through the same vocoder (the best any acoustic model can reach
@@ -27,7 +28,7 @@ from tortoise_lite.evaluation.references import Reference
 
 METRICS: dict[str, tuple[str, ...]] = {
     "tones": ("pitch_accuracy", "pitch_error_cents", "mel_l1"),
-    "synthetic_speech": ("mcd_dtw_db", "log_f0_rmse_cents", "vuv_error"),
+    "synthetic_speech": ("wer", "cer", "mcd_dtw_db", "log_f0_rmse_cents", "vuv_error"),
 }
 LOWER_IS_BETTER: dict[str, bool] = {
     "pitch_accuracy": False,
@@ -36,15 +37,25 @@ LOWER_IS_BETTER: dict[str, bool] = {
     "mcd_dtw_db": True,
     "log_f0_rmse_cents": True,
     "vuv_error": True,
+    "wer": True,
+    "cer": True,
 }
 #: model evaluations per grid interval for samplers that evaluate more than once per step
 _NFE_PER_STEP = {"heun": 2, "flow_midpoint": 2}
 
 
 def item_metrics(
-    kind: str, mel_spec: Any, ref: Reference, wav: torch.Tensor | np.ndarray, mel: torch.Tensor | None = None
+    kind: str,
+    mel_spec: Any,
+    ref: Reference,
+    wav: torch.Tensor | np.ndarray,
+    mel: torch.Tensor | None = None,
+    recognizer: Any = None,
 ) -> dict[str, float]:
-    """Metrics of one generated item (``wav`` (S,), its log-mel ``mel`` (n_mels, T)) against ``ref``."""
+    """Metrics of one generated item (``wav`` (S,), its log-mel ``mel`` (n_mels, T)) against ``ref``.
+
+    ``recognizer``: a :class:`~tortoise_lite.evaluation.intelligibility.Recognizer` for ``wer``/``cer``
+    (speech; NaN without one)."""
     from tortoise_lite.audio.metrics import f0_metrics, mcd_dtw, note_pitch_accuracy
 
     wav = wav.detach().float().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav, np.float32)
@@ -62,8 +73,15 @@ def item_metrics(
             out["mel_l1"] = float((mel.float().cpu() - ref.mel.float()).abs().mean())
         return out
     if kind == "synthetic_speech":
+        from tortoise_lite.evaluation.intelligibility import char_error_rate, word_error_rate
+
         f0 = f0_metrics(mel_spec, ref.wav, wav)
+        out = {"wer": math.nan, "cer": math.nan}
+        if recognizer is not None:
+            heard = recognizer.transcribe(wav, mel_spec.sample_rate)
+            out = {"wer": word_error_rate(ref.text, heard), "cer": char_error_rate(ref.text, heard)}
         return {
+            **out,
             "mcd_dtw_db": float(mcd_dtw(mel_spec, ref.wav, wav)),
             "log_f0_rmse_cents": float(f0.log_f0_rmse_cents),
             "vuv_error": float(f0.vuv_error),
@@ -99,12 +117,14 @@ def evaluate_setting(
     batch_size: int = 8,
     reference_durations: bool | None = None,
     wavs_out: list | None = None,
+    recognizer: Any = None,
 ) -> dict[str, Any]:
     """Generate the references' texts with one sampler setting, vocode, measure.
 
     ``reference_durations``: generate with the references' exact durations (default: for tones, where
     note boundaries must be known to check pitch; speech uses the model's own duration predictor).
-    ``wavs_out``: a list that receives the generated waveforms. Returns ``{"nfe", "steps", "metrics": mean, "per_item": [...], "acoustic_seconds", "vocoder_seconds",
+    ``wavs_out``: a list that receives the generated waveforms; ``recognizer``: scores intelligibility
+    (speech). Returns ``{"nfe", "steps", "metrics": mean, "per_item": [...], "acoustic_seconds", "vocoder_seconds",
     "audio_seconds"}``.
     """
     use_ref = (kind == "tones") if reference_durations is None else bool(reference_durations)
@@ -134,7 +154,7 @@ def evaluate_setting(
     if wavs_out is not None:
         wavs_out.extend(wavs)
     names = METRICS[kind]
-    per_item = [item_metrics(kind, tts.mel_spec, r, w, m) for r, w, m in zip(refs, wavs, mels)]
+    per_item = [item_metrics(kind, tts.mel_spec, r, w, m, recognizer) for r, w, m in zip(refs, wavs, mels)]
     return {
         "sampler": wrapper.name,
         "steps": int(steps or wrapper.steps),
@@ -148,10 +168,13 @@ def evaluate_setting(
     }
 
 
-def vocoded_reference(tts: Any, refs: Sequence[Reference], kind: str) -> dict[str, float]:
-    """Metrics of the reference mels passed through the same vocoder: the vocoder's ceiling."""
+def vocoded_reference(
+    tts: Any, refs: Sequence[Reference], kind: str, recognizer: Any = None
+) -> dict[str, float]:
+    """Metrics of the reference mels passed through the same vocoder: the ceiling of any acoustic model
+    with that mel and vocoder (for ``wer``: the recognizer on ground truth through the same pipeline)."""
     wavs = tts.vocode([r.mel for r in refs])
-    rows = [item_metrics(kind, tts.mel_spec, r, w, r.mel) for r, w in zip(refs, wavs)]
+    rows = [item_metrics(kind, tts.mel_spec, r, w, r.mel, recognizer) for r, w in zip(refs, wavs)]
     return mean_metrics(rows, METRICS[kind])
 
 
@@ -166,6 +189,7 @@ def compute_vs_quality(
     batch_size: int = 8,
     reference_durations: bool | None = None,
     log: Any = None,
+    recognizer: Any = None,
 ) -> dict[str, Any]:
     """Every sampler at every NFE budget (same prompts, same seed): the report behind the figure.
 
@@ -181,7 +205,7 @@ def compute_vs_quality(
         "seed": seed,
         "guidance": guidance,
         "samplers": {},
-        "vocoded_reference": vocoded_reference(tts, refs, kind),
+        "vocoded_reference": vocoded_reference(tts, refs, kind, recognizer),
     }
     for name in samplers:
         rows, seen = [], set()
@@ -191,7 +215,16 @@ def compute_vs_quality(
                 continue  # e.g. heun at NFE 1 and 2 both mean one interval
             seen.add(steps)
             row = evaluate_setting(
-                tts, refs, kind, name, steps, seed, guidance, batch_size, reference_durations
+                tts,
+                refs,
+                kind,
+                name,
+                steps,
+                seed,
+                guidance,
+                batch_size,
+                reference_durations,
+                recognizer=recognizer,
             )
             row["target_nfe"] = int(nfe)
             rows.append(row)

@@ -78,6 +78,18 @@ def heldout_prompts(config: Mapping[str, Any], mel_spec: MelSpec) -> tuple[str, 
     return name, prompts, dict(source.corpus(mel_spec).settings)
 
 
+def corpus_recognizer(config: Mapping[str, Any], mel_spec: MelSpec) -> Any:
+    """The intelligibility recognizer of a checkpoint's embedded speech corpus: its vocabulary and bigram
+    language model come from the corpus' training transcripts (plus the held-out prompts' words)."""
+    from tortoise_lite.data.sources import CorpusSource
+    from tortoise_lite.evaluation.intelligibility import Recognizer
+
+    name, settings = corpus_source_settings(config)
+    source = CorpusSource(name, **{**settings, "progress": False})
+    texts = [item.text for item in source.items(mel_spec)]
+    return Recognizer.for_texts(texts, extra_vocabulary=source.heldout_prompts(mel_spec))
+
+
 def speech_reference(
     text: str, mel_spec: MelSpec, tokenizer: Any, voice: str = "en-us", rate: int = 175, pitch: int = 50
 ) -> Reference:
@@ -144,7 +156,10 @@ def build_references(
         rates = sorted(settings.get("rates") or [175])
         pitches = sorted(settings.get("pitches") or [50])
         voice, rate, pitch = voices[0], rates[len(rates) // 2], pitches[len(pitches) // 2]
-        return [speech_reference(p, mel_spec, tokenizer, voice, int(rate), int(pitch)) for p in prompts]
+        refs = [speech_reference(p, mel_spec, tokenizer, voice, int(rate), int(pitch)) for p in prompts]
+        for r in refs:
+            r.speaker = voice  # a model with a speaker table is asked for the reference's voice
+        return refs
     if kind == "tones":
         lo, hi = settings.get("note_seconds") or (0.15, 0.45)
         return [tones_reference(p, mel_spec, tokenizer, 0.5 * (float(lo) + float(hi))) for p in prompts]

@@ -262,6 +262,11 @@ class Reader:
             "scorer": getattr(self.scorer, "name", type(self.scorer).__name__) if self.scorer else None,
             "seed": self.seed,
             "speaker": self.speaker,
+            "speaker_name": (
+                self.tts.speakers[self.speaker]
+                if self.speaker is not None and self.speaker < len(self.tts.speakers)
+                else None
+            ),  # fmt: skip
             "length_scale": self.length_scale,
             "temperature": self.temperature,
             "batch_size": self.batch_size,

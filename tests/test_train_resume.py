@@ -30,3 +30,24 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     seen_full = (tmp_path / "full" / "items_rank0.txt").read_text().splitlines()
     seen_split = (tmp_path / "split" / "items_rank0.txt").read_text().splitlines()
     assert [line.split()[2:] for line in seen_split] == [line.split()[2:] for line in seen_full]
+
+
+@pytest.mark.parametrize("split", [1, 3])
+def test_resume_mid_epoch_and_at_epoch_end_continues_the_batch_stream(tmp_path, split):
+    """10 items in batches of 4: 3 batches per epoch. Stopping after step 3 leaves a checkpoint written at
+    the last batch of an epoch (issue 16: the resumed run then had zero batches and stopped there, exit 0);
+    stopping after step 1 leaves one mid-epoch (every later epoch was cut to 2 batches). Constant LR, so
+    the split run's schedule equals the uninterrupted one's."""
+    common = ["checkpoint.every_n_train_steps=1", "record_items=true", "optim.scheduler=null"]
+    full = train_tiny(tmp_path / "full", extra=["trainer.max_steps=8", *common])
+    train_tiny(tmp_path / "split", extra=[f"trainer.max_steps={split}", *common])
+    resumed = train_tiny(tmp_path / "split", extra=["trainer.max_steps=8", "ckpt_path=last", *common])
+    assert resumed.global_step == full.global_step == 8
+    seen_full = (tmp_path / "full" / "items_rank0.txt").read_text().splitlines()
+    seen_split = (tmp_path / "split" / "items_rank0.txt").read_text().splitlines()
+    assert [line.split()[2:] for line in seen_split] == [line.split()[2:] for line in seen_full]
+    a, b = read_checkpoint(full.last_checkpoint), read_checkpoint(resumed.last_checkpoint)
+    assert a["MelDataModule"] == b["MelDataModule"] == {"seed": 0, "epoch": 2, "batches_seen": 2}
+    for key in ("state_dict", "current_model_state"):
+        for name, t in a[key].items():
+            assert torch.equal(b[key][name], t), f"{key}/{name}"

@@ -208,13 +208,14 @@ def test_text_to_audio_in_the_browser(page, server, mel_spec):
     numbers = summary_numbers(page)
     wav, sr = check_wav(page, src, mel_spec, numbers)
     # the browser decodes the same duration
-    duration = page.locator("#audio audio").first.evaluate(
-        "el => new Promise(r => el.readyState >= 1 ? r(el.duration)"
-        " : el.addEventListener('loadedmetadata', () => r(el.duration), {once: true}))"
-    )
+    page.wait_for_function("() => document.querySelector('#audio audio').readyState >= 1")
+    duration = page.locator("#audio audio").first.evaluate("el => el.duration")
     assert abs(duration - len(wav) / sr) < 2e-3, (duration, len(wav) / sr)
     check_images_loaded(page)
-    assert page.locator("#download").get_attribute("href") or page.locator("#download a").count()
+    with page.expect_download() as download:  # the download button hands over the same wav
+        page.locator("#download").click()
+    assert download.value.suggested_filename.endswith("_seed3.wav")
+    assert Path(download.value.path()).read_bytes() == page.request.get(src).body()
     text = page.locator("#summary").inner_text()
     assert "real-time factor" in text and "seed 3" in text and "10 steps" in text
     assert page.locator("#status").inner_text().strip() == ""

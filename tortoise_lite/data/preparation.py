@@ -64,17 +64,71 @@ class PrepareError(RuntimeError):
 @dataclass
 class PrepareLimits:
     """What counts as usable audio. ``silence_dbfs``: peak level (dB re full scale) below which an item
-    is silent."""
+    is silent.
+
+    Conditioning of real recordings (all off by default; the embedded corpora need none of it):
+
+    - ``trim_db``: trim leading/trailing audio quieter than this many dB below the clip's loudest
+      frame (librosa.effects.trim), keeping ``trim_margin_s`` seconds either side.
+    - ``loudness_dbfs``: scale each clip (after trimming) to this RMS level (dB re full scale), peaks
+      limited to -1 dBFS, so that speakers recorded at different levels share one scale.
+    - ``std_floor``: lower bound on the per-bin standard deviation of the normalization statistics
+      (log-mel units). Bins that a source never fills (above 4 kHz for 8 kHz recordings) have a tiny std;
+      dividing by it turns rare leakage into huge normalized values. 1.0 is below every speech bin's std.
+
+    The silence check uses the raw clip's peak (a silent clip is never amplified into the data).
+    """
 
     min_seconds: float = 0.2
     max_seconds: float = 20.0
     silence_dbfs: float = -50.0
+    trim_db: float | None = None
+    trim_margin_s: float = 0.05
+    loudness_dbfs: float | None = None
+    std_floor: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_seconds < self.max_seconds:
             raise ValueError(
                 f"need 0 <= min_seconds < max_seconds, got {self.min_seconds}, {self.max_seconds}"
             )
+        if self.trim_db is not None and not self.trim_db > 0:
+            raise ValueError(f"trim_db={self.trim_db} must be > 0 dB (or null: no trimming)")
+        if self.trim_margin_s < 0:
+            raise ValueError(f"trim_margin_s={self.trim_margin_s} must be >= 0")
+        if self.loudness_dbfs is not None and not self.loudness_dbfs < 0:
+            raise ValueError(f"loudness_dbfs={self.loudness_dbfs} must be < 0 dBFS (or null: levels kept)")
+        if self.std_floor is not None and not self.std_floor > 0:
+            raise ValueError(f"std_floor={self.std_floor} must be > 0 (or null: 1e-3)")
+
+    def conditioning(self) -> dict[str, float] | None:
+        """The settings that change the cached mels (None when the audio is used as it is)."""
+        if self.trim_db is None and self.loudness_dbfs is None:
+            return None
+        return {
+            "trim_db": self.trim_db,
+            "trim_margin_s": self.trim_margin_s,
+            "loudness_dbfs": self.loudness_dbfs,
+        }
+
+
+def condition_audio(wav: torch.Tensor, sample_rate: int, limits: PrepareLimits) -> torch.Tensor:
+    """Trim leading/trailing silence and normalize the level as ``limits`` says (see PrepareLimits)."""
+    x = wav.numpy()
+    if limits.trim_db is not None and x.size:
+        import librosa
+
+        hop = max(1, sample_rate // 100)  # 10 ms frames
+        _, (start, end) = librosa.effects.trim(x, top_db=limits.trim_db, frame_length=4 * hop, hop_length=hop)
+        margin = int(round(limits.trim_margin_s * sample_rate))
+        x = x[max(0, start - margin) : min(x.size, end + margin)]
+    if limits.loudness_dbfs is not None and x.size:
+        rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+        peak = float(np.max(np.abs(x)))
+        if rms > 0:
+            gain = min(10 ** (limits.loudness_dbfs / 20) / rms, 10 ** (-1 / 20) / peak)
+            x = x * gain
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
 @dataclass
@@ -180,16 +234,29 @@ def _audio_problem(path: Path) -> tuple[str, str] | None:
     return None
 
 
-def _mel_cache_paths(root: Path, mel: MelSpec, content: str) -> tuple[Path, Path]:
-    folder = root / "mels" / mel.key / content[:2]
+def _mel_cache_paths(
+    root: Path, mel: MelSpec, content: str, limits: PrepareLimits | None = None
+) -> tuple[Path, Path]:
+    conditioning = limits.conditioning() if limits is not None else None
+    key = mel.key if conditioning is None else f"{mel.key}-{settings_hash(conditioning)}"
+    folder = root / "mels" / key / content[:2]
     return folder / f"{content}.npy", folder / f"{content}.json"
 
 
-def _compute_mel(path: Path, mel: MelSpec, npy: Path, info_path: Path) -> dict:
+def _compute_mel(
+    path: Path, mel: MelSpec, npy: Path, info_path: Path, limits: PrepareLimits | None = None
+) -> dict:
     """Load, convert (rate/channels/bit depth via load_audio) and cache one mel; returns its info."""
     wav = load_audio(path, mel.sample_rate)
+    raw_peak = float(wav.abs().max()) if wav.numel() else 0.0
+    if (
+        limits is not None
+        and limits.conditioning() is not None
+        and raw_peak >= 10 ** (limits.silence_dbfs / 20)
+    ):
+        wav = condition_audio(wav, mel.sample_rate, limits)
     n = int(wav.numel())
-    peak = float(wav.abs().max()) if n else 0.0
+    peak = raw_peak  # the silence check is on the recording as it was
     rms = float(wav.pow(2).mean().sqrt()) if n else 0.0
     frames = mel.num_frames(n) if n else 0
     info = {"samples": n, "peak": peak, "rms": rms, "frames": max(frames, 0), "sample_rate": mel.sample_rate}
@@ -271,12 +338,12 @@ def prepare_dataset(
                 skip(item, *problem)
                 continue
             content = file_hash(path)
-            npy, info_path = _mel_cache_paths(root, mel, content)
+            npy, info_path = _mel_cache_paths(root, mel, content, limits)
             try:
                 if npy.is_file() and info_path.is_file():
                     info = json.loads(info_path.read_text())
                 else:
-                    info = _compute_mel(path, mel, npy, info_path)
+                    info = _compute_mel(path, mel, npy, info_path, limits)
             except AudioError as e:
                 reason = "non_finite" if ("NaN" in str(e) or "infinite" in str(e)) else "unreadable"
                 skip(item, reason, str(e))
@@ -334,7 +401,9 @@ def prepare_dataset(
             f"no usable item among {len(items)}; see {view / 'report.txt'} for the reason of each skip"
         )
     stats = MelStats.from_mels(
-        (torch.from_numpy(load_npy(root / e.mel)) for e in entries), per_bin=per_bin_stats
+        (torch.from_numpy(load_npy(root / e.mel)) for e in entries),
+        per_bin=per_bin_stats,
+        min_std=1e-3 if limits.std_floor is None else float(limits.std_floor),
     )
     view.mkdir(parents=True, exist_ok=True)
     (view / "meta.json").unlink(missing_ok=True)  # the view is incomplete until meta.json is rewritten

@@ -3,9 +3,9 @@
 * :class:`DiagonalGaussian` ``N(mu, diag(c^2))``: ``E[x0 | x_t] = mu + a c^2 / (a^2 c^2 + s^2) (x_t - a mu)``;
   the probability-flow ODE keeps ``z = (x_t - a mu) / sqrt(a^2 c^2 + s^2)`` constant, so the exact ODE
   endpoint from any start is known (:meth:`DiagonalGaussian.ode_solution`).
-* :class:`IsotropicGaussianMixture` ``sum_k w_k N(mu_k, c^2 I)``: exact posterior mean
-  ``sum_k gamma_k(x_t) (mu_k + a c^2 / v (x_t - a mu_k))``, ``v = a^2 c^2 + s^2``,
-  ``gamma = softmax_k(log w_k - |x_t - a mu_k|^2 / (2 v))``.
+* :class:`IsotropicGaussianMixture` ``sum_k w_k N(mu_k, c_k^2 I)`` (one std for all components or one per
+  component): exact posterior mean ``sum_k gamma_k(x_t) (mu_k + a c_k^2 / v_k (x_t - a mu_k))``,
+  ``v_k = a^2 c_k^2 + s^2``, ``gamma = softmax_k(log w_k - |x_t - a mu_k|^2 / (2 v_k) - (D / 2) log v_k)``.
 * :func:`sliced_wasserstein` (W2 over random 1-D projections) and :func:`mmd_rbf` between sample sets.
 
 Shapes: samples are (N, D); denoisers follow the sampler contract ``x0_fn(x (B, D), t (B,)) -> (B, D)``.
@@ -55,23 +55,69 @@ class DiagonalGaussian:
 
 
 class IsotropicGaussianMixture:
-    """``sum_k w_k N(means_k, std^2 I)``; means (K, D), weights (K,) (normalised here)."""
+    """``sum_k w_k N(means_k, std_k^2 I)``; means (K, D), std a float or (K,), weights (K,) (normalised here)."""
 
-    def __init__(self, means: Tensor, std: float, weights: Tensor | None = None) -> None:
+    def __init__(self, means: Tensor, std: float | Tensor, weights: Tensor | None = None) -> None:
         self.means = means.to(_F64)
-        self.std = float(std)
         K = self.means.shape[0]
+        self.stds = torch.as_tensor(std, dtype=_F64).expand(K).clone()  # (K,)
+        if not bool((self.stds > 0).all()):
+            raise ValueError(
+                f"IsotropicGaussianMixture: component stds must be > 0, got {self.stds.tolist()}"
+            )
+        # the scalar ``std`` attribute keeps its meaning (the common std) when all components share one
+        self.std = float(self.stds[0]) if bool((self.stds == self.stds[0]).all()) else None
         w = torch.full((K,), 1.0 / K, dtype=_F64) if weights is None else weights.to(_F64)
         self.weights = w / w.sum()
 
     @classmethod
-    def random(cls, dim: int, k: int, radius: float, std: float, seed: int = 0) -> IsotropicGaussianMixture:
-        """K means on a sphere of ``radius`` in ``dim`` dims, uneven weights, fixed by ``seed``."""
+    def random(
+        cls,
+        dim: int,
+        k: int,
+        radius: float,
+        std: float | tuple[float, float],
+        seed: int = 0,
+    ) -> IsotropicGaussianMixture:
+        """K means on a sphere of ``radius`` in ``dim`` dims, uneven weights, fixed by ``seed``.
+        ``std``: one std for all components, or a range ``(lo, hi)`` to draw one std per component from."""
         g = torch.Generator().manual_seed(seed)
         m = torch.randn(k, dim, generator=g, dtype=_F64)
         m = radius * m / m.norm(dim=1, keepdim=True)
         w = 0.5 + torch.rand(k, generator=g, dtype=_F64)
+        if isinstance(std, (tuple, list)):
+            lo, hi = (float(v) for v in std)
+            std = lo + (hi - lo) * torch.rand(k, generator=g, dtype=_F64)
         return cls(m, std, w)
+
+    @classmethod
+    def clustered(
+        cls,
+        dim: int,
+        k: int,
+        radius: float,
+        spread: float,
+        std: float | tuple[float, float],
+        seed: int = 0,
+    ) -> IsotropicGaussianMixture:
+        """A non-centred mixture: K means on the sphere of ``radius`` around one random direction ``u``
+        (``radius * normalize(u + spread * g_k / sqrt(dim))``, ``g_k`` standard normal), so the data mean lies
+        far from the origin (``|mean| ~ radius / sqrt(1 + spread^2)``); uneven weights; ``std`` as in
+        :meth:`random`."""
+        g = torch.Generator().manual_seed(seed)
+        u = torch.randn(dim, generator=g, dtype=_F64)
+        m = u / u.norm() + spread * torch.randn(k, dim, generator=g, dtype=_F64) / math.sqrt(dim)
+        m = radius * m / m.norm(dim=1, keepdim=True)
+        w = 0.5 + torch.rand(k, generator=g, dtype=_F64)
+        if isinstance(std, (tuple, list)):
+            lo, hi = (float(v) for v in std)
+            std = lo + (hi - lo) * torch.rand(k, generator=g, dtype=_F64)
+        return cls(m, std, w)
+
+    @property
+    def mean(self) -> Tensor:
+        """(D,) float64 mixture mean ``sum_k w_k mu_k``."""
+        return self.weights @ self.means
 
     @property
     def dim(self) -> int:
@@ -80,21 +126,31 @@ class IsotropicGaussianMixture:
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """(n, D) float64 exact samples."""
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        return self.means[k] + self.std * torch.randn(n, self.dim, generator=generator, dtype=_F64)
+        return self.means[k] + self.stds[k, None] * torch.randn(n, self.dim, generator=generator, dtype=_F64)
+
+    def sample_noised(
+        self, schedule: Schedule, t: float, n: int, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """(n, D) float64 exact samples of the marginal ``x_t = alpha(t) x0 + sigma(t) eps``."""
+        a, s = (float(v) for v in schedule.alpha_sigma(torch.tensor(float(t), dtype=_F64)))
+        x0 = self.sample(n, generator)
+        return a * x0 + s * torch.randn(n, self.dim, generator=generator, dtype=_F64)
 
     def x0_fn(self, schedule: Schedule):
         """Exact ``E[x0 | x_t]`` for this schedule (computed in float64, returned in x's dtype)."""
         logw = torch.log(self.weights)
-        c2 = self.std**2
+        c2 = self.stds[None] ** 2  # (1, K)
+        dim = self.dim
 
         def x0_hat(x: Tensor, t: Tensor) -> Tensor:
             a, s = _ab(schedule, t)  # (B, 1)
             xd = x.to(_F64)
-            v = a * a * c2 + s * s  # (B, 1)
+            v = a * a * c2 + s * s  # (B, K)
             am = a[:, :, None] * self.means[None]  # (B, K, D)
             d2 = ((xd[:, None, :] - am) ** 2).sum(-1)  # (B, K)
-            gamma = torch.softmax(logw[None] - d2 / (2.0 * v), dim=1)
-            shrink = (a * c2 / v)[:, :, None]  # (B, 1, 1)
+            # the log-det term matters once components have different stds (it cancels for equal ones)
+            gamma = torch.softmax(logw[None] - d2 / (2.0 * v) - 0.5 * dim * torch.log(v), dim=1)
+            shrink = (a * c2 / v)[:, :, None]  # (B, K, 1)
             comp = self.means[None] + shrink * (xd[:, None, :] - am)  # (B, K, D)
             return (gamma[:, :, None] * comp).sum(1).to(x.dtype)
 

@@ -5,8 +5,28 @@ Every sampler here sees only ``x0_fn`` (guidance, parameterization and network l
 Grids are float64 tensors ``ts`` (N + 1,), descending, normally ending at ``t = 0`` (the clean point).
 Per grid point ``i``: ``a_i = alpha(t_i)``, ``s_i = sigma(t_i)``, half log-SNR ``l_i = log(a_i / s_i)``,
 VE noise level ``S_i = s_i / a_i``, ``h = l_{i+1} - l_i``, ``D_i = x0_fn(x_i, t_i)``,
-``eps_i = (x_i - a_i D_i) / s_i``. The start is ``x_0 = s_0 * noise`` (the ``a_0 x0`` part is neglected,
-as in k-diffusion; it is exactly zero for schedules with ``alpha(1) = 0``).
+``eps_i = (x_i - a_i D_i) / s_i``.
+
+The start (:meth:`Sampler.__call__`; the functions below take it as ``x``). The marginal at the grid's first
+point is ``x_{t_0} = a_0 x0 + s_0 eps``; pure noise ``s_0 * noise`` drops ``a_0 x0``. That is the schedule's
+own convention when the grid starts at the schedule's end ``t_max`` (DDPM's prior ``N(0, s_T^2)``, EDM's
+``N(0, sigma_max^2)``), and exact where ``alpha(t_max) = 0``. But karras/logsnr grids on a schedule that
+reaches alpha ~ 0 (cosine, sigmoid, flow, zero terminal SNR) start below it, at the VE cap ``S = 80``
+(``a_0 = 0.0125``), and dropping ``a_0 x0`` there biases every sample by ``x0 / 80`` in VE units: on data far
+from the origin the error then stops falling with steps. So, by default (``start="auto"``), when the
+schedule's terminal point is pure noise (``S(t_max) > 8e4``, i.e. ``alpha(t_max) < 1.25e-5``) and the grid
+starts below it, the sampler starts *at* ``t_max`` from pure noise and crosses to ``t_0`` with the exact
+first-order (DDIM) step ``x_0 = s_0 noise + (a_0 - s_0 a_T / s_T) D``, ``D`` read at ``(s_0 noise, t_0)``
+and reused as the first step's ``D_0`` (no extra model evaluation). Against the exact marginal (for data of
+covariance C: ``x_0 = a_0 E[x0] + sqrt(s_0^2 + a_0^2 C) noise``) the error is ``a_0^2 C / (2 s_0)`` noise,
+about 1e-4 C at ``S = 80``: second order in ``a_0``, where pure noise was first order (``a_0 E[x0]``).
+``start="noise"`` keeps pure noise at ``t_0`` (k-diffusion / diffusers); ``"terminal"`` crosses from
+``t_max`` whatever the schedule's terminal SNR. With a trained network ``D`` at ``t_0`` carries the model's
+error at that noise level, and the auto start takes it at full weight where the pure-noise start's first step
+took ``1 - e^{-h}`` of it (0.69 at 10 logsnr steps): on data with a mean far from 0 (or a conditional mean,
+as in aligned text-to-mel) the auto start wins, on centred data it can lose a little where the network is
+poor at S = 80 (eps-prediction, whose ``D`` error is 80x its eps error there; x0-prediction trained with
+min-SNR weights, which give S = 80 almost no weight); ``start="noise"`` is the former behaviour.
 
 Samplers (update from ``i`` to ``i + 1``; ``z`` fresh per-item Gaussian noise):
 
@@ -53,6 +73,9 @@ __all__ = [
     "randn",
     "randn_like",
     "time_grid",
+    "terminal_is_pure_noise",
+    "start_coefficient",
+    "STARTS",
     "sample_euler",
     "sample_heun",
     "sample_ddim",
@@ -73,6 +96,10 @@ _F64 = torch.float64
 DEFAULT_SIGMA_MAX_CAP = 80.0
 #: default floor of the VE noise level at the low end of karras/logsnr grids (EDM's sigma_min)
 DEFAULT_SIGMA_MIN_FLOOR = 2e-3
+#: a schedule whose VE noise level at t_max exceeds this (alpha(t_max) < 1.25e-5) ends in pure noise in practice
+TERMINAL_PURE_NOISE_VE_SIGMA = DEFAULT_SIGMA_MAX_CAP * 1e3
+#: how a sampler starts (see the module docstring)
+STARTS = ("auto", "terminal", "noise")
 #: heun takes a plain Euler step when S_i / S_{i+1} exceeds this: from (near) alpha = 0 the trapezoid over
 #: a huge S interval is far less accurate than Euler, which is exact while D stays at the data mean
 HEUN_EULER_RATIO = 1e3
@@ -152,11 +179,37 @@ def randn_like(x: Tensor, generator: GeneratorLike = None) -> Tensor:
 GRIDS = ("uniform", "trailing", "karras", "logsnr")
 
 
+def terminal_is_pure_noise(schedule: Schedule) -> bool:
+    """Does the schedule end (at ``t_max``) in pure noise, ``alpha(t_max) / sigma(t_max) < 1.25e-5``?
+    True for cosine (alpha(1) ~ 6e-17), sigmoid, flow and zero-terminal-SNR schedules; False for linear betas
+    (alpha(1) = 0.0066) and EDM (sigma_max = 80)."""
+    return not float(schedule.ve_sigma(schedule.t_max)) <= TERMINAL_PURE_NOISE_VE_SIGMA  # inf/nan-safe
+
+
+def start_coefficient(schedule: Schedule, t0: float, start: str = "auto") -> float:
+    """``c`` of the start ``x_0 = s_0 noise + c D(s_0 noise, t_0)`` (0: pure noise at ``t_0``).
+
+    ``c = a_0 - s_0 a_T / s_T`` is the first-order (DDIM) step from pure noise ``s_T noise`` at ``t_max`` to
+    ``t_0``; it is used when ``t_0 < t_max`` and either ``start="terminal"`` or ``start="auto"`` and the
+    schedule ends in pure noise (:func:`terminal_is_pure_noise`).
+    """
+    if start not in STARTS:
+        raise ValueError(f"Sampler.start must be one of {STARTS}, got {start!r}")
+    t_max = schedule.t_max
+    if start == "noise" or not t0 < t_max or (start == "auto" and not terminal_is_pure_noise(schedule)):
+        return 0.0
+    a0, s0 = (float(v) for v in schedule.alpha_sigma(t0))
+    a_t, s_t = (float(v) for v in schedule.alpha_sigma(t_max))
+    return a0 - s0 * a_t / s_t
+
+
 def _sigma_range(schedule: Schedule, sigma_min: float | None, sigma_max: float | None) -> tuple[float, float]:
     s_lo = float(schedule.ve_sigma(schedule.t_min)) if sigma_min is None else float(sigma_min)
     s_hi = float(schedule.ve_sigma(schedule.t_max)) if sigma_max is None else float(sigma_max)
-    if sigma_max is None and not s_hi <= DEFAULT_SIGMA_MAX_CAP * 1e3:
-        s_hi = DEFAULT_SIGMA_MAX_CAP  # alpha(t_max) ~ 0: start at the EDM sigma_max instead of infinity
+    if sigma_max is None and terminal_is_pure_noise(schedule):
+        # alpha(t_max) ~ 0: space the grid from the EDM sigma_max instead of infinity (a log-SNR grid from
+        # S = 1e16 would spend most steps where D is the data mean); the sampler starts at t_max all the same
+        s_hi = DEFAULT_SIGMA_MAX_CAP
     if sigma_min is None:
         s_lo = max(s_lo, DEFAULT_SIGMA_MIN_FLOOR)
     if not 0.0 < s_lo < s_hi < math.inf:
@@ -516,6 +569,10 @@ class Sampler:
         s_noise: scale on injected noise; s_churn: Karras churn for euler.
         lower_order_final: dpmpp_3m drops to second order on the second-to-last step when N < 15.
         record_trajectory: keep x after every step in the result.
+        start: "auto" | "terminal" | "noise": how the start at the grid's first point is drawn (module
+            docstring): "auto" starts at the schedule's end t_max when that is pure noise and crosses to the
+            grid's first point at no extra NFE (one more with euler's churn, which moves the first evaluation
+            to a higher noise level); "noise" is pure noise at the first point (k-diffusion's start).
     """
 
     name: str = "dpmpp_2m"
@@ -529,6 +586,7 @@ class Sampler:
     s_churn: float = 0.0
     lower_order_final: bool = True
     record_trajectory: bool = False
+    start: str = "auto"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -538,6 +596,8 @@ class Sampler:
             raise ValueError(f"Sampler.grid must be one of {GRIDS}, got {self.grid!r}")
         if int(self.steps) < 1:
             raise ValueError(f"Sampler.steps must be >= 1, got {self.steps}")
+        if self.start not in STARTS:
+            raise ValueError(f"Sampler.start must be one of {STARTS}, got {self.start!r}")
 
     @property
     def stochastic(self) -> bool:
@@ -587,13 +647,25 @@ class Sampler:
                 f"Sampler: the time grid must be 1-D, strictly decreasing, >= 2 points; got {ts}"
             )
         nfe = 0
+        t0 = float(ts[0])
+        first: Tensor | None = None  # D read at the start, handed to the first step instead of a new call
 
         def counted(x: Tensor, t: Tensor) -> Tensor:
-            nonlocal nfe
+            nonlocal nfe, first
+            if first is not None:
+                d, first = first, None
+                if bool((t == t0).all()):  # the first step evaluates at t_0 (not so after euler's churn)
+                    return d
             nfe += 1
             return x0_fn(x, t)
 
         x = float(schedule.sigma(ts[0])) * noise
+        c = start_coefficient(schedule, t0, self.start)
+        if c != 0.0:
+            # start at t_max (pure noise) and take the DDIM step to t_0 with D read at (s_0 noise, t_0); that D
+            # then serves the first step: moving x by c D changes D by O(a_0^2 C / s_0^2), below the step's error
+            first = counted(x, torch.full((x.shape[0],), t0, dtype=_F64, device=x.device))
+            x = x + c * first
         traj = [x] if self.record_trajectory else None
 
         def shifted(v: Tensor) -> Tensor:

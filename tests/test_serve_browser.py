@@ -20,8 +20,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.browser
-
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -36,9 +34,12 @@ WAIT_MS = 120_000
 
 
 def chromium_path() -> str | None:
-    for cand in (os.environ.get("TORTOISE_LITE_CHROMIUM"), "/usr/bin/chromium"):
-        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
-            return cand
+    """``TORTOISE_LITE_CHROMIUM`` when set (and executable), else Debian's /usr/bin/chromium or one on PATH."""
+    chosen = os.environ.get("TORTOISE_LITE_CHROMIUM")
+    if chosen:
+        return chosen if Path(chosen).is_file() and os.access(chosen, os.X_OK) else None
+    if os.access("/usr/bin/chromium", os.X_OK):
+        return "/usr/bin/chromium"
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -51,8 +52,21 @@ def missing() -> str | None:
     if importlib.util.find_spec("gradio") is None:
         return 'Gradio is not installed (pip install -e ".[web]")'
     if chromium_path() is None:
-        return "no Chromium executable (apt-get install chromium, or set TORTOISE_LITE_CHROMIUM=/path)"
+        where = os.environ.get("TORTOISE_LITE_CHROMIUM") or "/usr/bin/chromium or PATH"
+        return (
+            f"no Chromium executable at {where} (apt-get install chromium, or TORTOISE_LITE_CHROMIUM=/path)"
+        )
     return None
+
+
+# Decided at collection, before any fixture runs (the session's tiny checkpoint is not trained for a skip).
+WHY_NOT = missing()
+if WHY_NOT is not None and os.environ.get("TORTOISE_LITE_REQUIRE_BROWSER", "") not in ("", "0"):
+    pytest.fail(f"browser test required (TORTOISE_LITE_REQUIRE_BROWSER=1) but {WHY_NOT}", pytrace=False)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(WHY_NOT is not None, reason=f"browser test skipped: {WHY_NOT}"),
+]
 
 
 def free_port() -> int:
@@ -62,16 +76,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def requirements():
-    why = missing()
-    if why is not None:
-        if os.environ.get("TORTOISE_LITE_REQUIRE_BROWSER", "") not in ("", "0"):
-            pytest.fail(f"browser test required (TORTOISE_LITE_REQUIRE_BROWSER=1) but {why}")
-        pytest.skip(f"browser test skipped: {why}")
-
-
-@pytest.fixture(scope="module")
-def server(requirements, tones_ckpt, tmp_path_factory):
+def server(tones_ckpt, tmp_path_factory):
     """The real server on a free loopback port: ``(url, process, log path)``."""
     from _train_utils import subprocess_env
 
@@ -110,7 +115,7 @@ def server(requirements, tones_ckpt, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(requirements):
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

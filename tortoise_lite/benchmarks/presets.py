@@ -187,17 +187,24 @@ def longform(tts: Any, args: argparse.Namespace, out: Path) -> dict[str, Any]:
             text = "\n\n".join(paras)
             k += 1
         text = text[:chars].rsplit(" ", 1)[0].rstrip(",") + "."
-        res = tts.read(
-            text, out_dir=out / f"chapter_{chars}", preset="fast", seed=args.seed, batch_size=args.batch_size
+        from tortoise_lite.reading import Reader
+
+        ready: list[float] = []
+        reader = Reader(tts, preset="fast", seed=args.seed, batch_size=args.batch_size)
+        res = reader.read(
+            text, out_dir=out / f"chapter_{chars}", on_chunk=lambda c, r=ready: r.append(c.ready_seconds)
         )
+        # seconds spent on each quarter of the segments: equal quarters = time linear in length within the run
+        q = [ready[min(len(ready) - 1, (len(ready) * (i + 1)) // 4 - 1)] for i in range(4)]
+        quarters = [round(b - a, 2) for a, b in zip([0.0, *q[:-1]], q)]
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         row = {"characters": len(text), "segments": len(res.segments), "wall_seconds": res.wall_seconds,
                "audio_seconds": res.audio_seconds, "rtf": res.rtf, "seconds_per_1000_chars": 1000 * res.wall_seconds / len(text),
-               "peak_rss_mb": rss}  # fmt: skip
+               "peak_rss_mb": rss, "seconds_per_quarter": quarters}  # fmt: skip
         rows.append(row)
         _log(f"longform: {row['characters']} characters, {row['segments']} segments -> {row['audio_seconds']:.0f} s "
              f"of audio in {row['wall_seconds']:.1f} s (RTF {row['rtf']:.3f}, {row['seconds_per_1000_chars']:.2f} s per "
-             f"1,000 characters, peak RSS {rss:.0f} MB)")  # fmt: skip
+             f"1,000 characters, peak RSS {rss:.0f} MB; seconds per quarter of the segments {quarters})")  # fmt: skip
     return {"rows": rows}
 
 

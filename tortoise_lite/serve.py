@@ -174,12 +174,10 @@ class Settings:
 
 @dataclass
 class Result:
-    """What one request produced: files for the page and the numbers behind its summary."""
+    """What one request produced: files for the page and the numbers behind its summary. The figures
+    (``*_png``, settle steps) are filled by :meth:`ServeEngine.render`, after the audio."""
 
     wav: Path
-    mel_png: Path
-    strip_png: Path
-    bands_png: Path
     frames: int
     samples: int
     sample_rate: int
@@ -189,10 +187,14 @@ class Result:
     seed: int | None
     acoustic_seconds: float
     vocoder_seconds: float
-    figures_seconds: float
     request_to_audio_seconds: float
+    mel_png: Path | None = None
+    strip_png: Path | None = None
+    bands_png: Path | None = None
+    figures_seconds: float | None = None
     settle_steps: list[int | None] = field(default_factory=list)
     band_labels: list[str] = field(default_factory=list)
+    trajectory: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def audio_seconds(self) -> float:
@@ -203,25 +205,28 @@ class Result:
         return (self.acoustic_seconds + self.vocoder_seconds) / max(self.audio_seconds, 1e-9)
 
     def summary_markdown(self) -> str:
-        settled = ", ".join(
-            f"{lab}: {'step ' + str(s) if s is not None else 'not yet'}"
-            for lab, s in zip(self.band_labels, self.settle_steps)
-        )
         seed = "fresh noise" if self.seed is None else str(self.seed)
-        return "\n".join(
-            [
-                "| measure | value |",
-                "|:--|:--|",
-                f"| audio | {self.audio_seconds:.2f} s, {self.samples} samples at {self.sample_rate} Hz |",
-                f"| mel frames | {self.frames} |",
-                f"| sampler | {self.sampler}, {self.steps} steps, {self.nfe} NFE, seed {seed} |",
-                f"| acoustic model | {self.acoustic_seconds:.2f} s |",
-                f"| vocoder | {self.vocoder_seconds:.2f} s |",
-                f"| real-time factor | {self.rtf:.3f} |",
-                f"| request to audio | {self.request_to_audio_seconds:.2f} s (figures {self.figures_seconds:.2f} s more) |",
-                f"| bands settled (error < 10 % of the first step's) | {settled} |",
-            ]
-        )
+        rows = [
+            "| measure | value |",
+            "|:--|:--|",
+            f"| audio | {self.audio_seconds:.2f} s, {self.samples} samples at {self.sample_rate} Hz |",
+            f"| mel frames | {self.frames} |",
+            f"| sampler | {self.sampler}, {self.steps} steps, {self.nfe} NFE, seed {seed} |",
+            f"| acoustic model | {self.acoustic_seconds:.2f} s |",
+            f"| vocoder | {self.vocoder_seconds:.2f} s |",
+            f"| real-time factor | {self.rtf:.3f} |",
+            f"| request to audio | {self.request_to_audio_seconds:.2f} s (in the server) |",
+        ]
+        if self.figures_seconds is None:
+            rows.append("| figures | drawing... |")
+        else:
+            settled = ", ".join(
+                f"{lab}: {'step ' + str(s) if s is not None else 'not yet'}"
+                for lab, s in zip(self.band_labels, self.settle_steps)
+            )
+            rows.append(f"| figures | {self.figures_seconds:.2f} s after the audio |")
+            rows.append(f"| bands settled (error < 10 % of the first step's) | {settled} |")
+        return "\n".join(rows)
 
 
 def example_text(tts: Any) -> str:
@@ -349,7 +354,13 @@ class ServeEngine:
         return d
 
     def synthesize(self, s: Settings, tag: str = "") -> Result:
-        """Validate, generate (x0 recorded at every step), vocode, and write wav + figures."""
+        """Validate, generate (x0 recorded at every step), vocode, write the wav, then the figures."""
+        result = self.audio(s, tag)
+        return self.render(result)
+
+    def audio(self, s: Settings, tag: str = "") -> Result:
+        """Validate, generate (x0 recorded at every step), vocode and write the wav; the figures are left
+        to :meth:`render` so that the page can play the audio before they are drawn."""
         import torch
 
         from tortoise_lite.audio.io import save_wav
@@ -379,13 +390,8 @@ class ServeEngine:
         t_audio = time.perf_counter()
         preds, final = kept[-1]
         mel = mels[0]
-        figs = self.figures(out, mel, preds, final, wrapper.ts, kw["texts"][0])
-        t_end = time.perf_counter()
         return Result(
             wav=Path(wav_path),
-            mel_png=figs["mel"],
-            strip_png=figs["strip"],
-            bands_png=figs["bands"],
             frames=int(mel.shape[-1]),
             samples=int(wav.numel()),
             sample_rate=self.tts.sample_rate,
@@ -395,11 +401,22 @@ class ServeEngine:
             seed=kw["seed"],
             acoustic_seconds=t1 - t0,
             vocoder_seconds=t2 - t1,
-            figures_seconds=t_end - t_audio,
             request_to_audio_seconds=t_audio - t_start,
-            settle_steps=figs["settle_steps"],
-            band_labels=figs["band_labels"],
+            trajectory={"mel": mel, "preds": preds, "final": final, "ts": wrapper.ts, "text": kw["texts"][0]},
         )
+
+    def render(self, result: Result) -> Result:
+        """Draw the mel, the step strip and the band-settling plot of a result from :meth:`audio`."""
+        if result.trajectory is None:
+            return result
+        t0 = time.perf_counter()
+        tr = result.trajectory
+        figs = self.figures(result.wav.parent, tr["mel"], tr["preds"], tr["final"], tr["ts"], tr["text"])
+        result.mel_png, result.strip_png, result.bands_png = figs["mel"], figs["strip"], figs["bands"]
+        result.settle_steps, result.band_labels = figs["settle_steps"], figs["band_labels"]
+        result.figures_seconds = time.perf_counter() - t0
+        result.trajectory = None  # the x0 predictions are not needed any more
+        return result
 
     # -- figures -------------------------------------------------------------------------------------
     def band_settling(self, preds: list[Any], final: Any, frames: int) -> dict[str, Any]:
@@ -458,7 +475,6 @@ class ServeEngine:
             ax.set_xticks([])
             ax.set_yticks([])
         axes[0].set_ylabel("mel bin (low at bottom)", fontsize=7)
-        fig.suptitle("x0 prediction at each sampling step", fontsize=9)
         FigureCanvasAgg(fig)
         strip_png = out / "steps.png"
         fig.savefig(strip_png, dpi=100)
@@ -476,8 +492,7 @@ class ServeEngine:
         ax.axhline(bs["fraction"], color="k", linestyle="--", linewidth=1)
         ax.set_yscale("log")
         ax.set_xlabel("sampling step")
-        ax.set_ylabel("error vs final / first step's")
-        ax.set_title("how much each frequency band has settled per step (lower = settled)", fontsize=9)
+        ax.set_ylabel("error vs final / first step's\n(lower = settled)")
         ax.legend(fontsize=6, ncols=2, title="mel band", title_fontsize=7)
         FigureCanvasAgg(fig)
         bands_png = out / "bands.png"
@@ -603,38 +618,58 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
             image("bands", "Denoising: how much each frequency band has settled")
 
     def shown(r: Result | None) -> list[Any]:
+        """audio, download, summary, mel, strip, bands: the audio first, figures cleared until drawn."""
         if r is None:
             return [None, gr.update(value=None, visible=False), "", None, None, None]
-        return [
-            str(r.wav), gr.update(value=str(r.wav), visible=True), r.summary_markdown(),
-            str(r.mel_png), str(r.strip_png), str(r.bands_png),
-        ]  # fmt: skip
+        wav = str(r.wav)
+        return [wav, gr.update(value=wav, visible=True), r.summary_markdown(), None, None, None]
+
+    def drawn(r: Result | None) -> list[Any]:
+        """summary, mel, strip, bands once the figures are drawn (nothing changes for a failed request)."""
+        if r is None:
+            return [gr.update(), None, None, None]
+        try:
+            engine.render(r)
+        except Exception as e:  # the audio stays; the error is said where the figures would be
+            traceback.print_exc()
+            return [
+                r.summary_markdown() + f"\n\n**Figures failed** — {type(e).__name__}: {e}",
+                None,
+                None,
+                None,
+            ]
+        return [r.summary_markdown(), str(r.mel_png), str(r.strip_png), str(r.bands_png)]
 
     def settings(text, speaker, voice, clip, sampler, steps, guidance, seed, temperature, length_scale):
         return Settings(text=text, speaker=speaker, voice=voice, reference_clip=clip, sampler=sampler, steps=steps,
                         guidance=guidance, seed=seed, temperature=temperature, length_scale=length_scale)  # fmt: skip
 
+    def failed(e: Exception) -> str:
+        if not isinstance(e, RequestError):
+            traceback.print_exc()  # the page shows one line; the server log keeps the traceback
+        return error_markdown(e)
+
     def run_one(text, speaker, voice, clip, sampler, steps, guidance, seed, temperature, length_scale):
         try:
-            r = engine.synthesize(settings(text, speaker, voice, clip, sampler, steps, guidance, seed,
-                                           temperature, length_scale))  # fmt: skip
-            return ["", *shown(r)]
+            r = engine.audio(settings(text, speaker, voice, clip, sampler, steps, guidance, seed,
+                                      temperature, length_scale))  # fmt: skip
+            return ["", *shown(r), r]
         except Exception as e:  # the page shows it; the server keeps serving
-            if not isinstance(e, RequestError):
-                traceback.print_exc()
-            return [error_markdown(e), *shown(None)]
+            return [failed(e), *shown(None), None]
 
     def run_compare(text, speaker, voice, clip, guidance, seed, temperature, length_scale, sa, na, sb, nb):
         try:
-            ra = engine.synthesize(settings(text, speaker, voice, clip, sa, na, guidance, seed, temperature,
-                                            length_scale), tag="A")  # fmt: skip
-            rb = engine.synthesize(settings(text, speaker, voice, clip, sb, nb, guidance, seed, temperature,
-                                            length_scale), tag="B")  # fmt: skip
-            return ["", *shown(ra), *shown(rb)]
+            ra = engine.audio(settings(text, speaker, voice, clip, sa, na, guidance, seed, temperature,
+                                       length_scale), tag="A")  # fmt: skip
+            rb = engine.audio(settings(text, speaker, voice, clip, sb, nb, guidance, seed, temperature,
+                                       length_scale), tag="B")  # fmt: skip
+            return ["", *shown(ra), *shown(rb), [ra, rb]]
         except Exception as e:
-            if not isinstance(e, RequestError):
-                traceback.print_exc()
-            return [error_markdown(e), *shown(None), *shown(None)]
+            return [failed(e), *shown(None), *shown(None), None]
+
+    def draw_compare(pair):
+        ra, rb = pair if pair else (None, None)
+        return [*drawn(ra), *drawn(rb)]
 
     def apply_preset(name):
         keys = ("sampler", "steps", "guidance", "temperature", "length_scale")
@@ -693,14 +728,24 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
                         figure_outputs(side, suffix, label, side_by_side=False)
 
         order = ["audio", "download", "summary", "mel", "strip", "bands"]
+        later = ["summary", "mel", "strip", "bands"]
         common = ["speaker", "voice", "reference_clip"]
         tail = ["guidance", "seed", "temperature", "length_scale"]
+        pending = gr.State(None)  # the request whose figures are still to be drawn
+        pending_c = gr.State(None)
+        # the audio first (queued for the one model), then the figures (a queue of their own)
         button.click(
             run_one,
             inputs=[text, *[w[k] for k in common], sampler, steps, *[w[k] for k in tail]],
-            outputs=[status, *[o[k] for k in order]],
+            outputs=[status, *[o[k] for k in order], pending],
             concurrency_id="model",
             api_name="synthesize",
+        ).then(
+            drawn,
+            inputs=[pending],
+            outputs=[o[k] for k in later],
+            concurrency_id="figures",
+            api_visibility="undocumented",
         )
         button_c.click(
             run_compare,
@@ -713,9 +758,15 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
                 sampler_b,
                 steps_b,
             ],
-            outputs=[status_c, *[oa[k] for k in order], *[ob[k] for k in order]],
+            outputs=[status_c, *[oa[k] for k in order], *[ob[k] for k in order], pending_c],
             concurrency_id="model",
             api_name="compare",
+        ).then(
+            draw_compare,
+            inputs=[pending_c],
+            outputs=[*[oa[k] for k in later], *[ob[k] for k in later]],
+            concurrency_id="figures",
+            api_visibility="undocumented",
         )
         preset.change(
             apply_preset,

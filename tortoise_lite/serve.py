@@ -195,6 +195,7 @@ class Result:
     settle_steps: list[int | None] = field(default_factory=list)
     band_labels: list[str] = field(default_factory=list)
     trajectory: dict[str, Any] | None = field(default=None, repr=False)
+    token: int = 0  # which request of this server it was (the page draws figures of the latest one only)
 
     @property
     def audio_seconds(self) -> float:
@@ -403,6 +404,7 @@ class ServeEngine:
             vocoder_seconds=t2 - t1,
             request_to_audio_seconds=t_audio - t_start,
             trajectory={"mel": mel, "preds": preds, "final": final, "ts": wrapper.ts, "text": kw["texts"][0]},
+            token=int(out.name[3:]),
         )
 
     def render(self, result: Result) -> Result:
@@ -518,6 +520,7 @@ def error_markdown(e: BaseException) -> str:
 # the page
 # ---------------------------------------------------------------------------------------------------
 CSS = """
+.tl-figure { padding-top: 2.4em !important; }  /* the block's label and buttons sit above the figure, not on it */
 #status .prose, #status_compare .prose { color: #b42318; }
 footer { display: none !important; }
 """
@@ -610,7 +613,7 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
     def figure_outputs(o: dict[str, Any], suffix: str, label: str = "", side_by_side: bool = True) -> None:
         def image(key: str, text: str) -> None:
             o[key] = gr.Image(label=text + label, type="filepath", format="png", interactive=False,
-                              elem_id=f"{key}{suffix}")  # fmt: skip
+                              elem_id=f"{key}{suffix}", elem_classes=["tl-figure"])  # fmt: skip
 
         image("strip", "Denoising: the x0 prediction at each sampling step")
         with gr.Row(equal_height=False) if side_by_side else gr.Column():
@@ -624,10 +627,12 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
         wav = str(r.wav)
         return [wav, gr.update(value=wav, visible=True), r.summary_markdown(), None, None, None]
 
-    def drawn(r: Result | None) -> list[Any]:
-        """summary, mel, strip, bands once the figures are drawn (nothing changes for a failed request)."""
-        if r is None:
-            return [gr.update(), None, None, None]
+    def drawn(r: Result | None, session: dict | None = None, key: str = "one") -> list[Any]:
+        """summary, mel, strip, bands once the figures are drawn (nothing changes for a failed request, nor
+        for one that a newer request of the same page has replaced while its figures waited)."""
+        stale = [gr.update(), gr.update(), gr.update(), gr.update()]
+        if r is None or (session is not None and session.get(key) != r.token):
+            return stale
         try:
             engine.render(r)
         except Exception as e:  # the audio stays; the error is said where the figures would be
@@ -638,6 +643,8 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
                 None,
                 None,
             ]
+        if session is not None and session.get(key) != r.token:
+            return stale
         return [r.summary_markdown(), str(r.mel_png), str(r.strip_png), str(r.bands_png)]
 
     def settings(text, speaker, voice, clip, sampler, steps, guidance, seed, temperature, length_scale):
@@ -649,27 +656,38 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
             traceback.print_exc()  # the page shows one line; the server log keeps the traceback
         return error_markdown(e)
 
-    def run_one(text, speaker, voice, clip, sampler, steps, guidance, seed, temperature, length_scale):
+    def run_one(
+        text, speaker, voice, clip, sampler, steps, guidance, seed, temperature, length_scale, session
+    ):
+        session = {**(session or {}), "one": None}
         try:
             r = engine.audio(settings(text, speaker, voice, clip, sampler, steps, guidance, seed,
                                       temperature, length_scale))  # fmt: skip
-            return ["", *shown(r), r]
+            session["one"] = r.token
+            return ["", *shown(r), r, session]
         except Exception as e:  # the page shows it; the server keeps serving
-            return [failed(e), *shown(None), None]
+            return [failed(e), *shown(None), None, session]
 
-    def run_compare(text, speaker, voice, clip, guidance, seed, temperature, length_scale, sa, na, sb, nb):
+    def run_compare(
+        text, speaker, voice, clip, guidance, seed, temperature, length_scale, sa, na, sb, nb, session
+    ):
+        session = {**(session or {}), "A": None, "B": None}
         try:
             ra = engine.audio(settings(text, speaker, voice, clip, sa, na, guidance, seed, temperature,
                                        length_scale), tag="A")  # fmt: skip
             rb = engine.audio(settings(text, speaker, voice, clip, sb, nb, guidance, seed, temperature,
                                        length_scale), tag="B")  # fmt: skip
-            return ["", *shown(ra), *shown(rb), [ra, rb]]
+            session["A"], session["B"] = ra.token, rb.token
+            return ["", *shown(ra), *shown(rb), [ra, rb], session]
         except Exception as e:
-            return [failed(e), *shown(None), *shown(None), None]
+            return [failed(e), *shown(None), *shown(None), None, session]
 
-    def draw_compare(pair):
+    def draw_compare(pair, session):
         ra, rb = pair if pair else (None, None)
-        return [*drawn(ra), *drawn(rb)]
+        return [*drawn(ra, session, "A"), *drawn(rb, session, "B")]
+
+    def draw_one(r, session):
+        return drawn(r, session, "one")
 
     def apply_preset(name):
         keys = ("sampler", "steps", "guidance", "temperature", "length_scale")
@@ -733,16 +751,17 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
         tail = ["guidance", "seed", "temperature", "length_scale"]
         pending = gr.State(None)  # the request whose figures are still to be drawn
         pending_c = gr.State(None)
+        session = gr.State({})  # per page: the token of the latest request of each tab
         # the audio first (queued for the one model), then the figures (a queue of their own)
         button.click(
             run_one,
-            inputs=[text, *[w[k] for k in common], sampler, steps, *[w[k] for k in tail]],
-            outputs=[status, *[o[k] for k in order], pending],
+            inputs=[text, *[w[k] for k in common], sampler, steps, *[w[k] for k in tail], session],
+            outputs=[status, *[o[k] for k in order], pending, session],
             concurrency_id="model",
             api_name="synthesize",
         ).then(
-            drawn,
-            inputs=[pending],
+            draw_one,
+            inputs=[pending, session],
             outputs=[o[k] for k in later],
             concurrency_id="figures",
             api_visibility="undocumented",
@@ -757,13 +776,14 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
                 steps_a,
                 sampler_b,
                 steps_b,
+                session,
             ],
-            outputs=[status_c, *[oa[k] for k in order], *[ob[k] for k in order], pending_c],
+            outputs=[status_c, *[oa[k] for k in order], *[ob[k] for k in order], pending_c, session],
             concurrency_id="model",
             api_name="compare",
         ).then(
             draw_compare,
-            inputs=[pending_c],
+            inputs=[pending_c, session],
             outputs=[*[oa[k] for k in later], *[ob[k] for k in later]],
             concurrency_id="figures",
             api_visibility="undocumented",

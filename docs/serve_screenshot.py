@@ -102,8 +102,10 @@ def main() -> int:
                     arg=f"seed{k}.wav",
                 )
                 times.append(time.perf_counter() - t0)
-                page.wait_for_function(
-                    "() => document.querySelector('#summary').innerText.includes('seed " + str(k) + "')"
+                page.wait_for_function(  # this request's figures are drawn too
+                    "k => { const t = document.querySelector('#summary').innerText;"
+                    " return new RegExp('seed ' + k + '\\\\b').test(t) && t.includes('after the audio'); }",
+                    arg=str(k),
                 )
                 summary = page.locator("#summary").inner_text()
                 audio = re.search(r"audio\s+([\d.]+) s", summary)

@@ -155,6 +155,9 @@ def main(argv: list[str]) -> int:
             print("error: --reference-durations needs a phoneme checkpoint whose tokens align with eSpeak")
             return 2
         durations = [r.durations for r in refs]
+    from tortoise_lite.benchmarks.flops import inference_flops_per_frame, inference_report
+
+    flops_per_frame = inference_flops_per_frame(model)  # one NFE (guidance doubles it)
     rows = []
     for nfe in [int(x) for x in args.nfe.split(",") if x.strip()]:
         steps = steps_for_nfe(name, nfe)
@@ -171,15 +174,19 @@ def main(argv: list[str]) -> int:
             "nfe": wrapper.nfe, "steps": steps, "audio_seconds": seconds,
             "acoustic_seconds": t_ac, "acoustic_rtf": t_ac / seconds, "vocoders": {},
         }  # fmt: skip
+        perf = inference_report(flops_per_frame, mels, len(texts), t_ac, wrapper.nfe, args.device)
+        row["acoustic"] = perf  # mel frames/s, samples/s, audio s per wall s, TFLOP/s, MFU, memory peak
+        print(f"  NFE {wrapper.nfe:>3}  acoustic: {perf['summary']}")
         for vname, voc in vocoders.items():
             t_v = _time_vocoder(voc, mels, args.repeats)
             total = (t_ac + t_v) / seconds
-            row["vocoders"][vname] = {"vocoder_seconds": t_v, "vocoder_rtf": t_v / seconds, "rtf": total}
+            row["vocoders"][vname] = {"vocoder_seconds": t_v, "vocoder_rtf": t_v / seconds, "rtf": total,
+                                      "audio_s_per_wall_s": 1.0 / total}  # fmt: skip
             mark = ""
             if wrapper.nfe == 10:
                 mark = f"  (target <= {TARGETS[vname]}: {'met' if total <= TARGETS[vname] else 'NOT met'})"
             print(f"  NFE {wrapper.nfe:>3}  {vname:<12} RTF {total:.4f} = acoustic {t_ac / seconds:.4f} + "
-                  f"vocoder {t_v / seconds:.4f}   ({seconds:.2f} s audio){mark}")  # fmt: skip
+                  f"vocoder {t_v / seconds:.4f}   ({seconds:.2f} s audio, {1 / total:,.1f} audio s per wall s){mark}")  # fmt: skip
         rows.append(row)
     report = {
         "checkpoint": str(info.path), "parameters": n_params, "sampler": name, "threads": args.threads,

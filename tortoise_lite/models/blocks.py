@@ -158,7 +158,9 @@ class Upsample(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """x (B, C, ..., T/2) -> (B, C, ..., T); ``mask`` (B, T) is the high-resolution mask."""
-        up = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        # integer sizes, not scale_factor=2.0: the same values, and no float size arithmetic for
+        # torch.compile's dynamic shapes (inductor failed on it: TensorReferenceAnalysis.python_mod)
+        up = F.interpolate(x, size=tuple(2 * s for s in x.shape[2:]), mode="nearest")
         return self.conv(up * _mask_like(mask, up))
 
 

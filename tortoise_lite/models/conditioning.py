@@ -185,9 +185,10 @@ class CondEmbedder(nn.Module):
             if spk is None:
                 spk = torch.full_like(drop, self.n_speakers, dtype=torch.long)
             else:
-                if not torch.compiler.is_compiling() and (
-                    int(spk.max()) >= self.n_speakers or int(spk.min()) < 0
-                ):
+                # on the host only (on a GPU this read would stall every step; the training module checks the
+                # host batch before its transfer: TextToMel.check_batch)
+                on_host = spk.device.type == "cpu" and not torch.compiler.is_compiling()
+                if on_host and (int(spk.max()) >= self.n_speakers or int(spk.min()) < 0):
                     raise ValueError(
                         f"Cond.speaker ids must be in [0, {self.n_speakers}), got {spk.tolist()}"
                     )

@@ -237,6 +237,27 @@ class TextToMel(nn.Module):
         return True
 
     # ------------------------------------------------------------------ training
+    def check_batch(self, batch) -> None:
+        """The data checks of :meth:`loss`, on a (host) batch: token ids within the vocabulary, speaker ids
+        within the table, durations summing to the mel lengths. ``loss`` runs them itself only on CPU tensors
+        (on a GPU they would make every step wait for the device); the training module calls this on the
+        batch before its transfer."""
+        vocab = getattr(self.text_encoder, "vocab_size", None)
+        if vocab is not None and batch.tokens is not None and batch.tokens.numel():
+            if int(batch.tokens.max()) >= vocab:
+                raise ValueError(
+                    f"token id {int(batch.tokens.max())} >= vocab_size {vocab}: the encoder was built for a "
+                    "different tokenizer"
+                )
+        spk = batch.speaker
+        if self.n_speakers and spk is not None and spk.numel():
+            if int(spk.max()) >= self.n_speakers or int(spk.min()) < 0:
+                raise ValueError(f"Cond.speaker ids must be in [0, {self.n_speakers}), got {spk.tolist()}")
+        if self.mode == "aligned" and self._use_batch_durations(batch.durations):
+            durations = batch.durations.long() * batch.token_mask.long()
+            if bool((durations.sum(-1) != batch.mel_lengths).any()):
+                raise ValueError("Batch.durations do not sum to Batch.mel_lengths for every item")
+
     def loss(self, batch) -> tuple[Tensor, dict[str, float | Tensor]]:
         """batch: ``tortoise_lite.data.batch.Batch`` -> (scalar loss, logs)."""
         mel_mask = batch.mel_mask
@@ -251,7 +272,8 @@ class TextToMel(nn.Module):
             mu = self.prior(h)  # (B, L, n_mels)
             if self._use_batch_durations(batch.durations):
                 durations = batch.durations.long() * tmask.long()
-                if bool((durations.sum(-1) != batch.mel_lengths).any()):
+                on_host = durations.device.type == "cpu"  # elsewhere: check_batch before the transfer
+                if on_host and bool((durations.sum(-1) != batch.mel_lengths).any()):
                     raise ValueError("Batch.durations do not sum to Batch.mel_lengths for every item")
             else:
                 with torch.no_grad():

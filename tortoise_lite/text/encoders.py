@@ -76,7 +76,10 @@ class LearnedTextEncoder(TextEncoder):
             raise ValueError("LearnedTextEncoder needs token ids (Batch.tokens)")
         if token_mask is None:
             token_mask = tokens != 0
-        if not torch.compiler.is_compiling() and int(tokens.max()) >= self.vocab_size:
+        # On the host only (a device value read here would stall every training step; the training module
+        # checks the host batch before its transfer: TextToMel.check_batch)
+        on_host = tokens.device.type == "cpu" and not torch.compiler.is_compiling()
+        if on_host and int(tokens.max()) >= self.vocab_size:
             raise ValueError(
                 f"token id {int(tokens.max())} >= vocab_size {self.vocab_size}: the encoder was built for a "
                 "different tokenizer"

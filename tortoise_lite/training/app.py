@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import (
     Callback,
-    EMAWeightAveraging,
     LearningRateMonitor,
     ModelCheckpoint,
     OnExceptionCheckpoint,
@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from tortoise_lite.checkpoint import build_metadata, build_text_to_mel
 from tortoise_lite.training.callbacks import RecordItems, SampleCallback, StepProgressBar
 from tortoise_lite.training.checkpoint_io import AtomicCheckpointIO, remove_stale_temporaries
+from tortoise_lite.training.ema import EMA
 from tortoise_lite.training.module import TextToMelModule
 
 
@@ -114,7 +115,7 @@ def build_callbacks(
         callbacks.append(sample_cb)
     if cfg.ema.enabled:
         callbacks.append(
-            EMAWeightAveraging(
+            EMA(  # EMAWeightAveraging with a multi-tensor update and no per-step device sync
                 decay=float(cfg.ema.decay),
                 update_starting_at_step=cfg.ema.update_starting_at_step,
                 update_every_n_steps=int(cfg.ema.update_every_n_steps),
@@ -181,8 +182,9 @@ def check_types(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} must be {names}")
 
 
-def run(cfg: DictConfig) -> RunResult:
-    """Train (or validate) as ``cfg`` says; returns where the results are."""
+def run(cfg: DictConfig, callbacks: Sequence[Callback] = (), profiler: Any = None) -> RunResult:
+    """Train (or validate) as ``cfg`` says; returns where the results are. ``callbacks`` are added to the
+    configured ones and ``profiler`` goes to the Trainer (``python -m tortoise_lite.bench profile``)."""
     start = time.monotonic()
     if cfg.get("task", "text_to_mel") != "vocoder":
         check_types(cfg)
@@ -229,13 +231,17 @@ def run(cfg: DictConfig) -> RunResult:
         metadata=metadata,
         max_nonfinite_steps=int(cfg.optim.max_nonfinite_steps),
         val_seed=int(cfg.seed),
+        compile=OmegaConf.to_container(cfg.compile, resolve=True) if cfg.get("compile") else None,
     )
     vocoder = instantiate(cfg.vocoder, mel_spec=mel) if cfg.samples.enabled else None
+    extra_callbacks = list(callbacks)
     callbacks, checkpoint, sample_cb = build_callbacks(cfg, out, vocoder)
+    extra = {"profiler": profiler} if profiler is not None else {}
     loggers = build_loggers(cfg, out)
     trainer: L.Trainer = instantiate(
         cfg.trainer,
-        callbacks=callbacks,
+        callbacks=[*callbacks, *extra_callbacks],
+        **extra,
         logger=loggers,
         default_root_dir=str(out),
         use_distributed_sampler=False,  # the datamodule shards by rank itself (disjoint, equal counts)

@@ -8,6 +8,7 @@ non-finite-loss guard) and writes the inference metadata into every checkpoint (
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,6 +18,10 @@ from torchmetrics import MeanMetric
 
 from tortoise_lite.checkpoint import META_KEY
 from tortoise_lite.data.batch import Batch
+
+# The module's on_before_batch_transfer (host-side frame count and data checks) is meant to run beside the
+# datamodule's on_after_batch_transfer; Lightning warns about the combination on every fit.
+warnings.filterwarnings("ignore", message=r".*overridden `on_before_batch_transfer` in `LightningModule`.*")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -67,6 +72,13 @@ class TextToMelModule(L.LightningModule):
             before the run stops with :class:`NonFiniteLossError` (``OnExceptionCheckpoint`` then saves).
         val_seed: validation losses draw noise from a generator seeded by (``val_seed``, item id), so
             they do not depend on batch composition, world size or the training RNG.
+        compile: ``torch.compile`` of the denoiser for training (``{"enabled", "mode", "dynamic",
+            "fullgraph"}``, the app's ``compile`` config; see :func:`tortoise_lite.models.compile.compile_denoiser`).
+
+    On a GPU the training step reads no device value on the host except the non-finite-loss guard: the
+    data checks run on the host batch before its transfer, the frame count is taken there too, and the loss
+    goes to the progress bar only on logging steps (Lightning turns progress-bar values into floats).
+    AdamW is built with ``fused=True`` on CUDA unless the config sets ``fused`` or ``foreach``.
     """
 
     def __init__(
@@ -77,6 +89,7 @@ class TextToMelModule(L.LightningModule):
         metadata: Mapping[str, Any] | None = None,
         max_nonfinite_steps: int = 10,
         val_seed: int = 1234,
+        compile: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -89,10 +102,30 @@ class TextToMelModule(L.LightningModule):
         self.nonfinite_total = 0
         self.val_loss = MeanMetric()
         self.frames_seen = 0  # real (unpadded) mel frames trained on by this process in this run
+        self._batch_frames = 0  # frames of the batch in flight, counted on the host before its transfer
+        self.compile_options = dict(compile or {})
+        self.compiled = False
         # Per-rank RNG state restored on resume (Lightning restores model/optimizer/loops, not RNG).
         self._rng_to_restore: dict[str, Any] | None = None
 
     # ---- training --------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        # After the callbacks' setup: the EMA copy of the module stays uncompiled (it is never called).
+        if stage == "fit" and self.compile_options.get("enabled") and not self.compiled:
+            from tortoise_lite.models.compile import compile_denoiser
+
+            opts = {k: v for k, v in self.compile_options.items() if k != "enabled"}
+            self.compiled = compile_denoiser(self.model.denoiser, device=self.device, **opts)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Host-side work on the CPU batch, so the step never waits for the device for it.
+        if isinstance(batch, Batch) and self.trainer is not None and self.trainer.training:
+            self._batch_frames = int(batch.mel_lengths.sum())
+            check = getattr(self.model, "check_batch", None)
+            if check is not None and self.device.type != "cpu":  # on the CPU the loss checks itself
+                check(batch)
+        return batch
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
         loss, logs = self.model.loss(batch)
         finite = bool(torch.isfinite(loss.detach()).item())
@@ -118,8 +151,12 @@ class TextToMelModule(L.LightningModule):
                 )
             return None  # Lightning skips backward and the optimizer step
         self.nonfinite_in_a_row = 0
-        self.frames_seen += int(batch.mel_lengths.sum())
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+        on_host = batch.mel_lengths.device.type == "cpu"
+        self.frames_seen += self._batch_frames if not on_host else int(batch.mel_lengths.sum())
+        # A progress-bar value is read on the host every step: on a GPU only on the logging steps.
+        every = max(1, int(getattr(self.trainer, "log_every_n_steps", 1) or 1))
+        bar = on_host or (self.global_step + 1) % every == 0
+        self.log("train/loss", loss.detach(), prog_bar=bar, batch_size=bs)
         for k, v in logs.items():
             if k == "loss":
                 continue
@@ -146,7 +183,7 @@ class TextToMelModule(L.LightningModule):
     # ---- optimization ----------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params)
+        optimizer = self.optimizer_factory(params, **self._fused_kwargs())
         if self.scheduler_factory is None:
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)
@@ -155,6 +192,16 @@ class TextToMelModule(L.LightningModule):
         except TypeError:
             scheduler = self.scheduler_factory(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _fused_kwargs(self) -> dict[str, Any]:
+        """``{"fused": True}`` for Adam/AdamW on CUDA when the config chose no implementation."""
+        f = self.optimizer_factory
+        func, given = getattr(f, "func", None), getattr(f, "keywords", {}) or {}
+        if self.device.type != "cuda" or func not in (torch.optim.AdamW, torch.optim.Adam):
+            return {}
+        if given.get("fused") is not None or given.get("foreach") is not None:
+            return {}
+        return {"fused": True}
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -200,13 +247,15 @@ def _stable_hash(s: str) -> int:
 
 
 def _select(batch: Batch, i: int) -> Batch:
-    """Item ``i`` of a batch as a batch of one, trimmed to its own length."""
+    """Item ``i`` of a batch as a batch of one, trimmed to its own length.
+
+    Trimmed to exactly its frames (the U-Nets pad time internally), so the item, and the noise its
+    validation loss draws, are the same whatever batch it came in: a length rounded up to a multiple that
+    depended on the batch's padded length (e.g. 32 vs 64 with ``pad_to_multiple=32``) drew different noise
+    for the same item on 1 and on 2 ranks."""
     T = int(batch.mel_lengths[i])
     Lt = int(batch.token_lengths[i])
-    T_pad = batch.mel.shape[-1]
-    # Keep the padded length a multiple of the power of two the collate function padded to (U-Nets
-    # downsample time), so the trimmed item is as valid an input as the batch.
-    keep = min(T_pad, _round_up(T, _pow2_divisor(T_pad)))
+    keep = T
 
     def cut(x: torch.Tensor | None, n: int | None) -> torch.Tensor | None:
         if x is None:
@@ -230,12 +279,3 @@ def _select(batch: Batch, i: int) -> Batch:
         texts=batch.texts[i : i + 1],
         ids=batch.ids[i : i + 1],
     )
-
-
-def _pow2_divisor(n: int) -> int:
-    """The largest power of two dividing ``n``."""
-    return n & -n
-
-
-def _round_up(n: int, m: int) -> int:
-    return -(-n // m) * m

@@ -13,6 +13,7 @@ On a CPU the peak is not known: FLOP/s are reported, MFU only with ``peak_tflops
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -67,6 +68,21 @@ def count_flops(fn, *args: Any, **kwargs: Any) -> int:
     return int(counter.get_total_flops())
 
 
+@contextlib.contextmanager
+def _eager(*modules: Any):
+    """Run ``nn.Module.compile``d modules eagerly inside (the counter sees every op)."""
+    saved = [(m, getattr(m, "_compiled_call_impl", None)) for m in modules]
+    for m, _ in saved:
+        if hasattr(m, "_compiled_call_impl"):
+            m._compiled_call_impl = None
+    try:
+        yield
+    finally:
+        for m, impl in saved:
+            if impl is not None:
+                m._compiled_call_impl = impl
+
+
 def _synthetic_batch(model: Any, batch_size: int, frames: int, tokens: int = 24):
     """An unpadded batch of ``batch_size`` items of ``frames`` frames for ``model`` (random content)."""
     from tortoise_lite.data.batch import Batch
@@ -106,7 +122,8 @@ def training_flops_per_frame(model: Any, batch_size: int = 4, frames: int = 192)
             loss, _ = model.loss(batch)
             loss.backward()
 
-        flops = count_flops(step)
+        with _eager(model.denoiser):
+            flops = count_flops(step)
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was)
@@ -142,11 +159,8 @@ def denoiser_flops_per_frame(model: Any, frames: int = 192, backward: bool = Tru
     was = den.training
     den.train(backward)
     try:
-        if backward:
+        with _eager(den), torch.set_grad_enabled(backward):
             flops = count_flops(run)
-        else:
-            with torch.no_grad():
-                flops = count_flops(run)
     finally:
         den.zero_grad(set_to_none=True)
         den.train(was)

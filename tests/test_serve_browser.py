@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-WAIT_MS = 120_000
+WAIT_MS = 240_000  # per wait; generous: the two cores are often shared
 
 
 def chromium_path() -> str | None:

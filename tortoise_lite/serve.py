@@ -684,10 +684,14 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
 
     def draw_compare(pair, session):
         ra, rb = pair if pair else (None, None)
-        return [*drawn(ra, session, "A"), *drawn(rb, session, "B")]
+        return [
+            *drawn(ra, session, "A"),
+            *drawn(rb, session, "B"),
+            None,
+        ]  # None: the x0 predictions are let go
 
     def draw_one(r, session):
-        return drawn(r, session, "one")
+        return [*drawn(r, session, "one"), None]
 
     def apply_preset(name):
         keys = ("sampler", "steps", "guidance", "temperature", "length_scale")
@@ -762,7 +766,7 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
         ).then(
             draw_one,
             inputs=[pending, session],
-            outputs=[o[k] for k in later],
+            outputs=[*[o[k] for k in later], pending],
             concurrency_id="figures",
             api_visibility="undocumented",
         )
@@ -784,7 +788,7 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
         ).then(
             draw_compare,
             inputs=[pending_c, session],
-            outputs=[*[oa[k] for k in later], *[ob[k] for k in later]],
+            outputs=[*[oa[k] for k in later], *[ob[k] for k in later], pending_c],
             concurrency_id="figures",
             api_visibility="undocumented",
         )

@@ -48,7 +48,9 @@ def build_corpus(data: str | os.PathLike, out: str | os.PathLike, takes: range =
     return out
 
 
-def _train(corpus: Path, run_dir: Path, minutes: float, overrides: list[str]) -> tuple[Path, dict]:
+def _train(
+    corpus: Path, run_dir: Path, minutes: float, overrides: list[str], max_steps: int | None = None
+) -> tuple[Path, dict]:
     from hydra import compose, initialize_config_dir
 
     from tortoise_lite.paths import config_dir
@@ -64,16 +66,18 @@ def _train(corpus: Path, run_dir: Path, minutes: float, overrides: list[str]) ->
                 f"data.root={corpus}",
                 f"data.source.prepare_dir={run_dir / 'prepared'}",
                 f"output_dir={run_dir}",
-                f"trainer.max_time={max_time}",
+                f"trainer.max_time={max_time}" if max_steps is None else "trainer.max_time=null",
+                *([f"trainer.max_steps={max_steps}"] if max_steps is not None else []),
                 "logger=csv",
                 *overrides,
                 *(["ckpt_path=last"] if (run_dir / "checkpoints" / "last.ckpt").is_file() else []),
             ],
         )
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), time.process_time()
     result = run(cfg)
     return result.last_checkpoint, {
         "train_wall_s": time.monotonic() - t0,
+        "train_cpu_s": time.process_time() - c0,  # all threads: wall x threads on an idle machine
         "fit_s": result.metrics.get("fit_seconds"),
         "steps": result.global_step,
         "val_loss": result.metrics.get("val/loss"),
@@ -119,6 +123,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--data", required=True, help="the FSDD folder (holding recordings/)")
     ap.add_argument("--out", default="outputs/bench_fsdd")
     ap.add_argument("--minutes", type=float, default=13.5, help="training budget (trainer.max_time)")
+    ap.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="a step budget instead of --minutes (on a machine shared with other jobs)",
+    )
     ap.add_argument("--text", default="phonemes", choices=["phonemes", "chars"])
     ap.add_argument("--seeds", type=int, default=3, help="generations per speaker and digit")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -141,19 +151,32 @@ def main(argv: list[str]) -> int:
         else:
             corpus = build_corpus(args.data, out / "corpus")
             ckpt, training = _train(
-                corpus, out / f"run_{args.text}", args.minutes, [f"text={args.text}", *args.overrides]
+                corpus,
+                out / f"run_{args.text}",
+                args.minutes,
+                [f"text={args.text}", *args.overrides],
+                max_steps=args.max_steps,
             )
     except FsddError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     t_eval = time.monotonic()
-    result = evaluate_checkpoint(ckpt, args.data, seeds=args.seeds, classifier_seed=args.seed, cache_dir=out)
+    from tortoise_lite.checkpoint import CheckpointError
+
+    try:
+        result = evaluate_checkpoint(
+            ckpt, args.data, seeds=args.seeds, classifier_seed=args.seed, cache_dir=out
+        )
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     report = {
         "data": str(Path(args.data).resolve()),
         "checkpoint": str(ckpt),
         "text": args.text,
         "threads": torch.get_num_threads(),
-        "minutes_budget": args.minutes,
+        "minutes_budget": None if args.max_steps else args.minutes,
+        "max_steps": args.max_steps,
         "training": training,
         "eval_wall_s": time.monotonic() - t_eval,
         "total_wall_s": time.monotonic() - t_start,
@@ -174,7 +197,8 @@ def main(argv: list[str]) -> int:
     if training:
         print(
             f"training: {training['steps']} steps, {training['train_wall_s'] / 60:.1f} min wall "
-            f"(fit {training['fit_s'] / 60:.1f} min), {report['threads']} torch thread(s), text={args.text}"
+            f"(fit {training['fit_s'] / 60:.1f} min, {training['train_cpu_s'] / 60:.1f} CPU-min), "
+            f"{report['threads']} torch thread(s), text={args.text}"
         )
     print(f"wrote {out / (stem + '.json')}")
     return 0

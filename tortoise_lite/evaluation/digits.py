@@ -110,21 +110,23 @@ def fit_window(log_mel: Tensor, frames: int, floor: float, shift: int = 0) -> Te
 
 # ---------------------------------------------------------------------------------------------- model
 class DigitClassifier(nn.Module):
-    """Log-mel window ``(B, n_mels, T)`` -> digit logits ``(B, 10)``: 4 conv blocks + global pooling."""
+    """Log-mel window ``(B, n_mels, T)`` -> digit logits ``(B, 10)``: 3 conv blocks, then the frequency
+    rows as features (where the formants are matters), mean- and max-pooled over time."""
 
     def __init__(self, n_mels: int, width: int = 32, floor: float = -12.0) -> None:
         super().__init__()
         self.n_mels, self.floor = n_mels, floor
-        chans = [1, width // 2, width, width * 2, width * 2]
+        chans = [1, width // 2, width, width * 2]
         blocks = []
         for a, b in zip(chans[:-1], chans[1:]):
             blocks += [nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU(), nn.MaxPool2d(2)]
         self.features = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(2 * chans[-1], 10))
+        rows = n_mels // 2 ** (len(chans) - 1)
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(2 * chans[-1] * rows, 10))
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.features(((x - self.floor / 2) / (-self.floor / 2))[:, None])  # to about [-1, 1]
-        h = h.mean(2)  # over frequency: (B, C, T')
+        h = h.flatten(1, 2)  # (B, C * F', T')
         return self.head(torch.cat([h.mean(-1), h.amax(-1)], dim=1))
 
 
@@ -146,12 +148,16 @@ class TrainedClassifier:
 
 
 def _augment(m: Tensor, frames: int, floor: float, g: torch.Generator) -> Tensor:
-    """Gain (+-6 dB before the level is removed: moves the floor), tempo 0.8-1.25, shift, noise."""
-    u = torch.rand(4, generator=g)
+    """Gain (+-6 dB before the level is removed: moves the floor), tempo 0.8-1.25, vocal-tract-length-like
+    frequency scaling 0.9-1.1, time shift, noise."""
+    u = torch.rand(5, generator=g)
     m = m + (u[0] * 1.4 - 0.7)  # gain in natural-log units (+-6 dB)
     rate = float(0.8 * (1.25 / 0.8) ** u[1])
     t = max(2, int(round(m.shape[-1] * rate)))
-    m = F.interpolate(m[None], size=t, mode="linear", align_corners=False)[0]
+    n_mels = m.shape[0]
+    f = max(2, int(round(n_mels * float(0.9 + 0.2 * u[4]))))
+    m = F.interpolate(m[None, None], size=(f, t), mode="bilinear", align_corners=False)[0, 0]
+    m = m[:n_mels] if f >= n_mels else torch.cat([m, m[-1:].expand(n_mels - f, t)], 0)
     spare = max(0, frames - t)
     shift = int((u[2] - 0.5) * spare)
     x = fit_window(m, frames, floor, shift)

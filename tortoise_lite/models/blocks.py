@@ -64,7 +64,9 @@ class MaskedGroupNorm(nn.GroupNorm):
     ) -> Tensor:
         b, c = x.shape[:2]
         g = self.num_groups
-        per_frame = x[0, 0].numel() // x.shape[-1] * (c // g)  # elements of one group in one frame
+        # elements of one group in one frame (a product of the static sizes between C and T: no division by
+        # the symbolic T under torch.compile's dynamic shapes, where inductor failed on it)
+        per_frame = math.prod(x.shape[2:-1]) * (c // g)
         if mask is None:
             count = torch.full((b, 1), float(per_frame * x.shape[-1]), device=x.device)
         else:

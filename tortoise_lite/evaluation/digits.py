@@ -31,6 +31,7 @@ from torch import Tensor, nn
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 TEST_TAKES = range(0, 5)
 TRAIN_TAKES = range(5, 50)
+_CACHE_VERSION = 2  # bump when the classifier or its training changes (cached weights are then retrained)
 _NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 
 
@@ -225,7 +226,7 @@ def classifier_for(
 
     cache = None
     if cache_dir is not None and vocoder is None and ceiling:
-        cache = Path(cache_dir) / f"digits-{mel_spec.key}-seed{seed}.pt"
+        cache = Path(cache_dir) / f"digits-v{_CACHE_VERSION}-{mel_spec.key}-seed{seed}.pt"
         if cache.is_file():
             saved = torch.load(cache, weights_only=True)
             model = DigitClassifier(mel_spec.n_mels)

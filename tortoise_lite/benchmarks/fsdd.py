@@ -197,7 +197,7 @@ def main(argv: list[str]) -> int:
     if training:
         print(
             f"training: {training['steps']} steps, {training['train_wall_s'] / 60:.1f} min wall "
-            f"(fit {training['fit_s'] / 60:.1f} min, {training['train_cpu_s'] / 60:.1f} CPU-min), "
+            f"(fit {(training['fit_s'] or 0) / 60:.1f} min, {training['train_cpu_s'] / 60:.1f} CPU-min), "
             f"{report['threads']} torch thread(s), text={args.text}"
         )
     print(f"wrote {out / (stem + '.json')}")

@@ -150,6 +150,17 @@ class Downsample(nn.Module):
         return self.conv(x)
 
 
+def _repeat2(x: Tensor) -> Tensor:
+    """Nearest-neighbour x2 along every dim after (B, C): the values of ``F.interpolate(x, scale_factor=2)``
+    without its float scale (in / out sizes), which inductor failed on under dynamic shapes
+    (TensorReferenceAnalysis has no attribute 'python_mod')."""
+    for d in range(2, x.dim()):
+        shape = list(x.shape)
+        shape.insert(d + 1, 2)
+        x = x.unsqueeze(d + 1).expand(shape).flatten(d, d + 1)
+    return x
+
+
 class Upsample(nn.Module):
     """Nearest x2 then 3-tap conv (no checkerboard artifacts of transposed convs)."""
 
@@ -160,9 +171,7 @@ class Upsample(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """x (B, C, ..., T/2) -> (B, C, ..., T); ``mask`` (B, T) is the high-resolution mask."""
-        # integer sizes, not scale_factor=2.0: the same values, and no float size arithmetic for
-        # torch.compile's dynamic shapes (inductor failed on it: TensorReferenceAnalysis.python_mod)
-        up = F.interpolate(x, size=tuple(2 * s for s in x.shape[2:]), mode="nearest")
+        up = _repeat2(x)
         return self.conv(up * _mask_like(mask, up))
 
 

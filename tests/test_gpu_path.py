@@ -4,6 +4,7 @@ against eager, the sync-free EMA, fused-AdamW selection, FLOP counting, the gpu 
 from __future__ import annotations
 
 import functools
+import os
 
 import pytest
 import torch
@@ -202,6 +203,10 @@ def test_compile_error_at_first_call_falls_back_to_eager():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("TORTOISE_LITE_COMPILE_TESTS") != "1",
+    reason="inductor compiles for minutes on a 2-core CPU; set TORTOISE_LITE_COMPILE_TESTS=1 to run it",
+)
 @pytest.mark.xfail(
     reason="torch 2.14.1 inductor: the dynamic-shape graph compiled at the second batch size fails "
     "(TensorReferenceAnalysis has no attribute 'python_mod'); the denoiser then falls back to eager (issue 18)",

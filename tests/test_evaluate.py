@@ -122,7 +122,8 @@ def test_speech_reference_and_metrics():
     assert sum(ref.durations) == ref.mel.shape[1]
     voc = GriffinLim(spec, n_iter=8, nnls_iters=8)
     same = item_metrics("synthetic_speech", spec, ref, voc(ref.mel[None])[0])
-    assert set(same) == {"mcd_dtw_db", "log_f0_rmse_cents", "vuv_error"}
+    assert set(same) == {"wer", "cer", "mcd_dtw_db", "log_f0_rmse_cents", "vuv_error"}
+    assert math.isnan(same["wer"])  # no recognizer given: intelligibility is not scored
     assert 0 < same["mcd_dtw_db"] < mcd_dtw(spec, ref.wav, voc(other.mel[None])[0])  # another text is farther
     assert 0.0 <= same["vuv_error"] <= 0.3
     assert math.isfinite(same["log_f0_rmse_cents"]) and same["log_f0_rmse_cents"] < 100

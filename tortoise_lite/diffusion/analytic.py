@@ -54,6 +54,18 @@ class DiagonalGaussian:
         return a1 * self.mu + torch.sqrt(a1 * a1 * self.std**2 + s1 * s1) * z
 
 
+def _weights_and_stds(
+    g: torch.Generator, k: int, std: float | tuple[float, float]
+) -> tuple[float | Tensor, Tensor]:
+    """``(std, weights)`` of K components, drawn in this order from ``g``: uneven weights in [0.5, 1.5), and
+    one std per component from the range ``(lo, hi)`` when ``std`` is a range (else the one std)."""
+    w = 0.5 + torch.rand(k, generator=g, dtype=_F64)
+    if isinstance(std, (tuple, list)):
+        lo, hi = (float(v) for v in std)
+        std = lo + (hi - lo) * torch.rand(k, generator=g, dtype=_F64)
+    return std, w
+
+
 class IsotropicGaussianMixture:
     """``sum_k w_k N(means_k, std_k^2 I)``; means (K, D), std a float or (K,), weights (K,) (normalised here)."""
 
@@ -84,11 +96,7 @@ class IsotropicGaussianMixture:
         g = torch.Generator().manual_seed(seed)
         m = torch.randn(k, dim, generator=g, dtype=_F64)
         m = radius * m / m.norm(dim=1, keepdim=True)
-        w = 0.5 + torch.rand(k, generator=g, dtype=_F64)
-        if isinstance(std, (tuple, list)):
-            lo, hi = (float(v) for v in std)
-            std = lo + (hi - lo) * torch.rand(k, generator=g, dtype=_F64)
-        return cls(m, std, w)
+        return cls(m, *_weights_and_stds(g, k, std))
 
     @classmethod
     def clustered(
@@ -108,11 +116,7 @@ class IsotropicGaussianMixture:
         u = torch.randn(dim, generator=g, dtype=_F64)
         m = u / u.norm() + spread * torch.randn(k, dim, generator=g, dtype=_F64) / math.sqrt(dim)
         m = radius * m / m.norm(dim=1, keepdim=True)
-        w = 0.5 + torch.rand(k, generator=g, dtype=_F64)
-        if isinstance(std, (tuple, list)):
-            lo, hi = (float(v) for v in std)
-            std = lo + (hi - lo) * torch.rand(k, generator=g, dtype=_F64)
-        return cls(m, std, w)
+        return cls(m, *_weights_and_stds(g, k, std))
 
     @property
     def mean(self) -> Tensor:

@@ -191,6 +191,9 @@ class CheckpointInfo:
     tokenizer: Any  # Tokenizer
     stats: Any  # MelStats
     speakers: list[str] = field(default_factory=list)  # speaker names by id (empty: single speaker)
+    # voice models: the voices trained on, and a few reference clips (raw log-mels) of each
+    voices: list[str] = field(default_factory=list)
+    voice_references: dict[str, list[torch.Tensor]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -237,9 +240,17 @@ def build_metadata(
     tokenizer: Any,
     stats: Any,
     speakers: list[str] | None = None,
+    voice_references: Mapping[str, list[torch.Tensor]] | None = None,
 ) -> dict[str, Any]:
-    """The ``checkpoint["tortoise_lite"]`` entry (plain data only). ``speakers``: names by speaker id."""
+    """The ``checkpoint["tortoise_lite"]`` entry (plain data only). ``speakers``: names by speaker id;
+    ``voice_references``: for voice models, the trained voices' names with a few raw log-mel clips each
+    (stored as float16), so that a trained voice can be named at inference and told from a held-out one."""
+    voices = {
+        str(name): [c.detach().cpu().to(torch.float16).contiguous() for c in clips]
+        for name, clips in (voice_references or {}).items()
+    }
     return {
+        "voices": voices,
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "package_version": tortoise_lite.__version__,
@@ -398,6 +409,8 @@ def load_text_to_mel(
         tokenizer=tokenizer,
         stats=stats,
         speakers=list(meta.get("speakers", [])),
+        voices=list(meta.get("voices", {})),
+        voice_references={str(k): [c.float() for c in v] for k, v in dict(meta.get("voices", {})).items()},
     )
     return model, info
 

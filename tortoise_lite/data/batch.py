@@ -17,6 +17,8 @@ class Batch:
     durations: ``(B, L)`` long frames per token summing to ``mel_lengths`` (when the corpus knows them)
     speaker: ``(B,)`` long speaker ids (when the dataset has speakers)
     text_embedding: ``(B, L2, D)`` float and text_embedding_mask ``(B, L2)`` bool (precomputed encoders)
+    ref_mel: ``(B, K, n_mels, Tr)`` raw log-mel reference clips of each item's voice (other utterances of
+        the same speaker; voice models) and ref_lengths ``(B, K)`` long frames per clip (0 = no clip)
     texts / ids: the transcripts and item ids, in batch order.
     """
 
@@ -30,6 +32,8 @@ class Batch:
     speaker: torch.Tensor | None = None
     text_embedding: torch.Tensor | None = None
     text_embedding_mask: torch.Tensor | None = None
+    ref_mel: torch.Tensor | None = None
+    ref_lengths: torch.Tensor | None = None
     texts: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
 

@@ -23,14 +23,14 @@ Signature (the one contract)::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from .schedules import broadcast_to
 
-__all__ = ["cfg_x0_fn", "guidance_scale", "RAMPS"]
+__all__ = ["cfg_x0_fn", "combined_x0_fn", "guidance_scale", "RAMPS"]
 
 RAMPS = (None, "linear", "cosine")
 
@@ -90,5 +90,35 @@ def cfg_x0_fn(
             std_g = guided.std(dim=dims, keepdim=True).clamp_min(1e-12)
             guided = rescale_phi * guided * (std_c / std_g) + (1.0 - rescale_phi) * guided
         return guided
+
+    return x0_fn
+
+
+def combined_x0_fn(
+    x0_fn_multi: Callable[[Tensor, Tensor], Tensor], weights: Sequence[float]
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """Guidance over K conditionings in ONE batched forward: ``x0 = sum_k w_k x0_k`` (weights sum to 1).
+
+    ``x0_fn_multi(x (K*B, ...), t (K*B,))`` evaluates the K conditionings stacked along the batch (rows
+    ``[k*B:(k+1)*B]`` = conditioning k). Two conditions guided with their own scales (e.g. text ``s_c`` and
+    voice ``s_v``, InstructPix2Pix-style) are the weights ``[s_v, s_c - s_v, 1 - s_c]`` over the branches
+    (text + voice, text only, neither)."""
+    w = [float(v) for v in weights]
+    if not w or abs(sum(w) - 1.0) > 1e-9:
+        raise ValueError(f"combined_x0_fn: the weights must sum to 1, got {w}")
+
+    def x0_fn(x: Tensor, t: Tensor) -> Tensor:
+        B, K = x.shape[0], len(w)
+        t = torch.as_tensor(t, device=x.device)
+        if t.ndim == 0:
+            t = t.expand(B)
+        out = x0_fn_multi(torch.cat([x] * K), torch.cat([t] * K))
+        if out.shape[0] != K * B:
+            raise ValueError(f"combined_x0_fn: x0_fn_multi returned batch {out.shape[0]}, expected {K} x {B}")
+        parts = out.split(B)
+        acc = parts[0] * w[0]
+        for wk, part in zip(w[1:], parts[1:]):
+            acc = acc + wk * part
+        return acc
 
     return x0_fn

@@ -23,8 +23,11 @@ class Cond:
     tokens: (B, L, D) token sequence for cross-attention, with token_mask (B, L) bool (True = real).
     frame_mask: (B, T) bool, True = real frame. Required.
     speaker: (B,) long speaker ids or None.
-    drop: (B,) bool or None; True replaces that item's condition (frames/tokens/speaker) by the
-        learned null condition (classifier-free guidance's unconditional branch).
+    voice: (B, V) float voice latents (from reference clips; ``TextToMel`` puts its learned null voice in
+        the rows whose voice is dropped) or None.
+    drop: (B,) bool or None; True replaces that item's content condition (frames/tokens/speaker) by the
+        learned null condition (classifier-free guidance's unconditional branch). The voice is dropped
+        separately (through ``voice``), so content and voice can be guided independently.
     """
 
     frames: Tensor | None = None
@@ -33,6 +36,7 @@ class Cond:
     frame_mask: Tensor | None = None
     speaker: Tensor | None = None
     drop: Tensor | None = None
+    voice: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.frame_mask is None:
@@ -85,6 +89,7 @@ class Cond:
             frame_mask=c(self.frame_mask, other.frame_mask, "frame_mask"),
             speaker=c(self.speaker, other.speaker, "speaker"),
             drop=torch.cat([self.drop_mask(), other.drop_mask()]),
+            voice=c(self.voice, other.voice, "voice"),
         )
 
     def to(self, device: torch.device | str) -> Cond:
@@ -94,7 +99,7 @@ class Cond:
         return Cond(
             *(
                 mv(getattr(self, f))
-                for f in ("frames", "tokens", "token_mask", "frame_mask", "speaker", "drop")
+                for f in ("frames", "tokens", "token_mask", "frame_mask", "speaker", "drop", "voice")
             )
         )
 
@@ -106,6 +111,7 @@ class CondEmbedder(nn.Module):
     mode ``cross_attention``: tokens (B, L, context_dim); the null condition is one learned token.
     n_speakers > 0 adds an embedding table (one extra row = null speaker) whose vector is added to
     the timestep embedding (dim ``emb_dim``).
+    voice_dim > 0 projects ``Cond.voice`` (B, voice_dim) and adds it to the timestep embedding too.
     """
 
     def __init__(
@@ -116,6 +122,7 @@ class CondEmbedder(nn.Module):
         context_dim: int = 0,
         n_speakers: int = 0,
         cond_drop_prob: float = 0.1,
+        voice_dim: int = 0,
     ):
         super().__init__()
         if mode not in COND_MODES:
@@ -138,6 +145,12 @@ class CondEmbedder(nn.Module):
         self.speaker_emb = nn.Embedding(n_speakers + 1, emb_dim) if n_speakers > 0 else None
         if self.speaker_emb is not None:
             nn.init.normal_(self.speaker_emb.weight, std=0.02)
+        self.voice_dim = voice_dim
+        self.voice_proj = (
+            nn.Sequential(nn.Linear(voice_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+            if voice_dim > 0
+            else None
+        )
 
     def drop_mask(self, cond: Cond) -> Tensor:
         """(B,) bool: items using the null condition (explicit drops, plus random ones in training)."""
@@ -194,4 +207,11 @@ class CondEmbedder(nn.Module):
                     )
                 spk = torch.where(drop, torch.full_like(spk, self.n_speakers), spk)
             emb = emb + self.speaker_emb(spk).to(emb.dtype)
+        if self.voice_proj is not None:
+            if cond.voice is None or cond.voice.shape != (drop.shape[0], self.voice_dim):
+                got = None if cond.voice is None else tuple(cond.voice.shape)
+                raise ValueError(
+                    f"this denoiser conditions on a voice: Cond.voice must be (B, {self.voice_dim}), got {got}"
+                )
+            emb = emb + self.voice_proj(cond.voice.to(emb.dtype))
         return frames, tokens, token_mask, emb

@@ -10,7 +10,14 @@ Training (``loss(batch)``):
      expanded mu (``aligned_features="prior"``, like Matcha/Grad-TTS) or the expanded h ("encoder").
      ``cross_attention`` mode: the condition is the token sequence h with its mask, and a length
      predictor regresses log(total frames);
-  4. the diffusion loss is the objective's masked loss of the denoiser under that condition. With
+  4. a voice model (``voice_dim > 0``) encodes the batch's reference clips (other utterances of the same
+     voice) into a voice latent with the ``ReferenceEncoder``; the latent modulates the text features h
+     (FiLM: so the prior mean, the durations and the cross-attention context follow the voice) and is added
+     to the denoiser's timestep embedding. Two dropouts train the nulls: ``voice_absent_prob`` replaces the
+     latent everywhere by a learned null voice (``generate`` without a voice speaks in that average voice),
+     ``voice_drop_prob`` only in the denoiser (the unconditional branch of voice guidance), independently
+     of the content dropout (Tortoise drops both together);
+  5. the diffusion loss is the objective's masked loss of the denoiser under that condition. With
      ``prior_residual=True`` (aligned mode) the diffused data is the residual x0 - mu (mu detached), as in
      Grad-TTS / PriorGrad where the prior mean is where sampling starts: the denoiser only adds what mu
      leaves out, so details that mu already gets right (e.g. a note's pitch) cannot drift in sampling.
@@ -19,6 +26,14 @@ Generation (``generate``): durations/lengths are predicted (or given), noise is 
 item (per-item generators when a seed is given, in a layout that does not depend on the padded length),
 the sampler integrates ``x0_fn`` (classifier-free guidance with the learned null condition in one
 batched pass when ``guidance != 1``), and the result is de-normalized to raw log-mel.
+
+Guidance with a voice (content scale ``s_c = guidance``, voice scale ``s_v = voice_guidance``), the
+branches in one batched pass::
+
+    x0 = x0(null, null_voice) + s_c (x0(text, null_voice) - x0(null, null_voice))
+                              + s_v (x0(text, voice) - x0(text, null_voice))
+
+``s_c = s_v = s`` is ordinary classifier-free guidance ``x0_u + s (x0_c - x0_u)`` with both dropped.
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +60,7 @@ from tortoise_lite.models.duration import (
     durations_from_log,
     lengths_from_log,
 )
+from tortoise_lite.models.reference import MIN_REFERENCE_FRAMES, ReferenceEncoder
 
 ALIGNMENTS = ("auto", "mas", "durations")
 ALIGNED_FEATURES = ("prior", "encoder")
@@ -93,6 +110,10 @@ class TextToMel(nn.Module):
         prior_residual: aligned mode only: diffuse x0 - mu instead of x0 (see the module doc).
         temperature: default scale on the starting noise in ``generate`` (Matcha-TTS samples at 0.667:
             < 1 trades variety for fidelity to the condition).
+        voice_dim: size of the voice latent from reference clips (0 = no reference conditioning).
+        voice_channels / voice_depth: width and transformer blocks of the ``ReferenceEncoder``.
+        voice_drop_prob: training dropout of the voice in the denoiser only (voice guidance's null).
+        voice_absent_prob: training dropout of the voice everywhere (what ``generate`` without a voice uses).
     """
 
     def __init__(
@@ -117,6 +138,11 @@ class TextToMel(nn.Module):
         mas_backend: str = "auto",
         prior_residual: bool = False,
         temperature: float = 1.0,
+        voice_dim: int = 0,
+        voice_channels: int = 128,
+        voice_depth: int = 1,
+        voice_drop_prob: float = 0.1,
+        voice_absent_prob: float = 0.05,
     ):
         super().__init__()
         if mode not in COND_MODES:
@@ -158,6 +184,21 @@ class TextToMel(nn.Module):
         enc_dim = int(self.text_encoder.out_dim)
         self.text_proj = nn.Linear(enc_dim, cond_dim) if enc_dim != cond_dim else nn.Identity()
         self.cond_dim = cond_dim
+        for name, p in (("voice_drop_prob", voice_drop_prob), ("voice_absent_prob", voice_absent_prob)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"TextToMel.{name} must be in [0, 1], got {p}")
+        self.voice_dim = int(voice_dim)
+        self.voice_drop_prob = float(voice_drop_prob)
+        self.voice_absent_prob = float(voice_absent_prob)
+        if self.voice_dim > 0:
+            self.reference_encoder = ReferenceEncoder(
+                self.n_mels, voice_channels, self.voice_dim, voice_depth
+            )
+            self.null_voice = nn.Parameter(torch.zeros(self.voice_dim))
+            # FiLM of the text features by the voice; zero-init: the model starts as the voice-free one
+            self.voice_film = nn.Linear(self.voice_dim, 2 * cond_dim)
+            nn.init.zeros_(self.voice_film.weight)
+            nn.init.zeros_(self.voice_film.bias)
         if mode == "aligned":
             self.prior = nn.Linear(cond_dim, self.n_mels)
             self.duration_predictor = DurationPredictor(cond_dim, duration_hidden)
@@ -174,6 +215,7 @@ class TextToMel(nn.Module):
             cond_channels=cond_channels,
             context_dim=context_dim,
             n_speakers=n_speakers,
+            **({"voice_dim": self.voice_dim} if self.voice_dim > 0 else {}),
         )
         got = getattr(self.denoiser, "cond_mode", mode)
         if got != mode:
@@ -216,6 +258,58 @@ class TextToMel(nn.Module):
         )
         h = self.text_proj(h.to(self.device)) * mask[..., None].to(h.dtype)
         return h, mask.to(self.device)
+
+    # ------------------------------------------------------------------ voice
+    def encode_references(self, ref_mel: Tensor, ref_lengths: Tensor) -> Tensor:
+        """Raw log-mel reference clips (B, K, n_mels, T) with lengths (B, K) (0 = no clip) -> (B, voice_dim).
+
+        The clips are normalized with the model's MelStats, as the training mels are."""
+        if self.voice_dim <= 0:
+            raise ValueError("this model has no reference encoder (voice_dim=0): it takes no voice")
+        ref_mel = ref_mel.to(self.device)
+        mask = (
+            torch.arange(ref_mel.shape[-1], device=ref_mel.device) < ref_lengths.to(ref_mel.device)[..., None]
+        )
+        x = self.stats.normalize(ref_mel) * mask[:, :, None, :].to(ref_mel.dtype)
+        return self.reference_encoder(x, ref_lengths)
+
+    def voice_latent(self, mels: Sequence[Tensor]) -> Tensor:
+        """One voice from its clips: raw log-mels [(n_mels, T_k), ...] -> latent (voice_dim,).
+
+        The mean of the clips' latents (each clip's latent depends only on that clip)."""
+        if not mels:
+            raise ValueError("voice_latent needs at least one reference clip")
+        for k, m in enumerate(mels):
+            if m.ndim != 2 or m.shape[0] != self.n_mels:
+                raise ValueError(
+                    f"reference clip {k}: expected a mel (n_mels={self.n_mels}, T), got {tuple(m.shape)}"
+                )
+            if m.shape[1] < MIN_REFERENCE_FRAMES:
+                raise ValueError(
+                    f"reference clip {k} has {m.shape[1]} frames; the reference encoder needs at least "
+                    f"{MIN_REFERENCE_FRAMES}"
+                )
+        T = max(int(m.shape[1]) for m in mels)
+        floor = math.log(self.mel_spec.log_floor)
+        ref = torch.full((1, len(mels), self.n_mels, T), floor, device=self.device)
+        for k, m in enumerate(mels):
+            ref[0, k, :, : m.shape[1]] = m.to(self.device, torch.float32)
+        lengths = torch.tensor([[int(m.shape[1]) for m in mels]], device=self.device)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return self.encode_references(ref, lengths)[0]
+        finally:
+            self.train(was_training)
+
+    def apply_voice(self, h: Tensor, tmask: Tensor, voice: Tensor) -> Tensor:
+        """FiLM of the text features h (B, L, cond_dim) by voice latents (B, voice_dim); zero at padding."""
+        scale, shift = self.voice_film(voice.to(h.dtype)).chunk(2, dim=-1)
+        return (h * (1 + scale[:, None, :]) + shift[:, None, :]) * tmask[..., None].to(h.dtype)
+
+    def _null_voice(self, b: int) -> Tensor:
+        return self.null_voice[None, :].expand(b, -1)
 
     def _use_batch_durations(self, durations: Tensor | None) -> bool:
         if self.alignment == "mas":
@@ -268,6 +362,26 @@ class TextToMel(nn.Module):
         logs: dict[str, float | Tensor] = {}
         total = x0.new_zeros(())
         T = x0.shape[-1]
+        h_dur = h.detach()
+        den_voice = None
+        if self.voice_dim > 0:
+            if getattr(batch, "ref_mel", None) is None:
+                raise ValueError(
+                    "this model conditions on reference clips (voice_dim > 0) but the batch has none: set "
+                    "data.references (clips per item, e.g. 3) on a multi-speaker corpus"
+                )
+            voice = self.encode_references(batch.ref_mel, batch.ref_lengths)
+            B = voice.shape[0]
+            if self.training and self.voice_absent_prob > 0:
+                absent = torch.rand(B, device=voice.device) < self.voice_absent_prob
+                voice = torch.where(absent[:, None], self._null_voice(B), voice)
+            den_voice = voice
+            if self.training and self.voice_drop_prob > 0:
+                dropped = torch.rand(B, device=voice.device) < self.voice_drop_prob
+                den_voice = torch.where(dropped[:, None], self._null_voice(B), voice)
+            # the duration predictor sees detached text features but learns the voice's rate
+            h_dur = self.apply_voice(h_dur, tmask, voice)
+            h = self.apply_voice(h, tmask, voice)
         if self.mode == "aligned":
             mu = self.prior(h)  # (B, L, n_mels)
             if self._use_batch_durations(batch.durations):
@@ -285,22 +399,24 @@ class TextToMel(nn.Module):
             fm = mel_mask[:, None, :].to(x0.dtype)
             prior = 0.5 * ((x0 - mu_frames) ** 2 + math.log(2 * math.pi)) * fm
             prior_loss = prior.sum() / (fm.sum() * self.n_mels)
-            log_dur = self.duration_predictor(h.detach(), tmask)
+            log_dur = self.duration_predictor(h_dur, tmask)
             target = torch.log1p(durations.float()) * tmask
             dur_loss = ((log_dur - target) ** 2 * tmask).sum() / tmask.sum().clamp_min(1)
             total = total + self.prior_loss_weight * prior_loss + self.duration_loss_weight * dur_loss
             logs.update(prior_loss=prior_loss.detach(), duration_loss=dur_loss.detach())
             feats = mu_frames if self.aligned_features == "prior" else expand_by_durations(h, durations, T)
-            cond = Cond(frames=feats, frame_mask=mel_mask, speaker=batch.speaker)
+            cond = Cond(frames=feats, frame_mask=mel_mask, speaker=batch.speaker, voice=den_voice)
             if self.prior_residual:
                 # mu is shaped by the prior loss alone: the residual target must not chase it
                 x0 = (x0 - mu_frames.detach()) * fm
         else:
-            log_len = self.length_predictor(h.detach(), tmask)
+            log_len = self.length_predictor(h_dur, tmask)
             len_loss = F.mse_loss(log_len, batch.mel_lengths.float().log())
             total = total + self.length_loss_weight * len_loss
             logs.update(length_loss=len_loss.detach())
-            cond = Cond(tokens=h, token_mask=tmask, frame_mask=mel_mask, speaker=batch.speaker)
+            cond = Cond(
+                tokens=h, token_mask=tmask, frame_mask=mel_mask, speaker=batch.speaker, voice=den_voice
+            )
 
         def denoise_fn(x_t: Tensor, t: Tensor) -> Tensor:
             return self.denoiser(x_t, t, cond)
@@ -362,6 +478,8 @@ class TextToMel(nn.Module):
         text_embedding: Tensor | None = None,
         text_embedding_mask: Tensor | None = None,
         generator: Sequence[torch.Generator] | None = None,
+        voice: Tensor | None = None,
+        voice_guidance: float | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Synthesize raw log-mels.
 
@@ -373,6 +491,9 @@ class TextToMel(nn.Module):
             length_scale: >1 slower speech; durations (B, L) / lengths (B,): explicit overrides.
             temperature: scale on the starting noise (None = the model's ``temperature``).
             speaker: (B,) speaker ids of a multi-speaker model (None = speaker 0, the first trained one).
+            voice: voice latents (B, voice_dim) or one (voice_dim,) for every item (``voice_latent``) of a
+                voice model; None = the learned average voice.
+            voice_guidance: guidance scale of the voice (None = ``guidance``); see the module doc.
         Returns:
             mel (B, n_mels, T) raw natural-log mel (padded frames = log(log_floor)), mel_lengths (B,) long.
         """
@@ -381,16 +502,18 @@ class TextToMel(nn.Module):
         try:
             return self._generate(
                 texts, tokens, sampler, steps, guidance, seed, length_scale, temperature,
-                durations, lengths, speaker, text_embedding, text_embedding_mask, generator,
+                durations, lengths, speaker, text_embedding, text_embedding_mask, generator, voice,
+                voice_guidance,
             )  # fmt: skip
         finally:
             self.train(was_training)
 
     def _generate(
         self, texts, tokens, sampler, steps, guidance, seed, length_scale, temperature,
-        durations, lengths, speaker, text_embedding, text_embedding_mask, generator,
+        durations, lengths, speaker, text_embedding, text_embedding_mask, generator, voice=None,
+        voice_guidance=None,
     ):  # fmt: skip
-        from tortoise_lite.diffusion.guidance import cfg_x0_fn
+        from tortoise_lite.diffusion.guidance import cfg_x0_fn, combined_x0_fn
         from tortoise_lite.diffusion.samplers import Sampler, make_generators
 
         device = self.device
@@ -410,6 +533,21 @@ class TextToMel(nn.Module):
             tmask = tokens != 0
         h, tmask = self.encode_text(tokens, tmask, texts, text_embedding, text_embedding_mask)
         b = h.shape[0]
+        if self.voice_dim > 0:
+            if voice is None:
+                voice = self._null_voice(b)
+            voice = torch.as_tensor(voice, device=device, dtype=h.dtype)
+            if voice.ndim == 1:
+                voice = voice[None, :].expand(b, -1)
+            if voice.shape != (b, self.voice_dim):
+                raise ValueError(
+                    f"voice must be ({self.voice_dim},) or (B={b}, {self.voice_dim}) latents, got {tuple(voice.shape)}"
+                )
+            h = self.apply_voice(h, tmask, voice)
+        elif voice is not None:
+            raise ValueError(
+                "this model was trained without reference clips (voice_dim=0): it takes no voice"
+            )
         durations, n = self.predict_lengths(h, tmask, length_scale, durations, lengths)
         T = int(n.max())
         frame_mask = torch.arange(T, device=device)[None, :] < n[:, None]
@@ -423,9 +561,9 @@ class TextToMel(nn.Module):
             mu = self.prior(h)
             mu_frames = expand_by_durations(mu, durations, T)
             feats = mu_frames if self.aligned_features == "prior" else expand_by_durations(h, durations, T)
-            cond = Cond(frames=feats, frame_mask=frame_mask, speaker=speaker)
+            cond = Cond(frames=feats, frame_mask=frame_mask, speaker=speaker, voice=voice)
         else:
-            cond = Cond(tokens=h, token_mask=tmask, frame_mask=frame_mask, speaker=speaker)
+            cond = Cond(tokens=h, token_mask=tmask, frame_mask=frame_mask, speaker=speaker, voice=voice)
 
         if generator is None and seed is not None:
             generator = make_generators(seed, b, device)
@@ -439,15 +577,28 @@ class TextToMel(nn.Module):
         noise = noise * (self.temperature if temperature is None else temperature)
 
         fmask = frame_mask[:, None, :].float()
-        guided = guidance != 1.0
-        pair_cond = cond.cat(cond.null()) if guided else cond
+        s_c = float(guidance)
+        s_v = s_c if voice_guidance is None or self.voice_dim == 0 else float(voice_guidance)
+        if s_v == s_c:  # one scale: ordinary CFG (text and voice dropped together)
+            branches = [cond, cond.null()] if s_c != 1.0 else [cond]
+            weights = None
+        else:  # independent scales: (text, voice), (text, null voice), (null, null voice)
+            null_voice = self._null_voice(b)
+            nov = replace(cond, voice=null_voice)
+            branches = [cond, nov, replace(cond.null(), voice=null_voice)]
+            weights = [s_v, s_c - s_v, 1.0 - s_c]
+        batched_cond = branches[0]
+        for other in branches[1:]:
+            batched_cond = batched_cond.cat(other)
 
         def denoise_fn(x_t: Tensor, t: Tensor) -> Tensor:
-            return self.denoiser(x_t, t, pair_cond)
+            return self.denoiser(x_t, t, batched_cond)
 
         x0_fn = self.objective.x0_fn(denoise_fn)
-        if guided:
-            x0_fn = cfg_x0_fn(x0_fn, guidance)
+        if weights is not None:
+            x0_fn = combined_x0_fn(x0_fn, weights)
+        elif len(branches) == 2:
+            x0_fn = cfg_x0_fn(x0_fn, s_c)
 
         def masked_x0(x_t: Tensor, t: Tensor) -> Tensor:
             return x0_fn(x_t, t) * fmask

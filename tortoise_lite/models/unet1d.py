@@ -51,6 +51,7 @@ class UNet1D(nn.Module):
         cond_channels: channels of Cond.frames (aligned mode).
         context_dim: last dim of Cond.tokens (cross-attention mode).
         n_speakers: size of the optional speaker table (0 = none).
+        voice_dim: size of the voice latent (``Cond.voice``) added to the timestep embedding (0 = none).
         cond_drop_prob: probability of replacing the condition by the learned null one in training.
     """
 
@@ -66,6 +67,7 @@ class UNet1D(nn.Module):
         context_dim: int = 0,
         n_speakers: int = 0,
         cond_drop_prob: float = 0.1,
+        voice_dim: int = 0,
         ff_mult: float = 4.0,
         groups: int = 8,
         dropout: float = 0.0,
@@ -81,7 +83,9 @@ class UNet1D(nn.Module):
         self.levels = len(channels)
         emb_dim = time_dim or 2 * channels[0]
         self.time_emb = TimestepEmbedding(emb_dim)
-        self.cond = CondEmbedder(cond_mode, emb_dim, cond_channels, context_dim, n_speakers, cond_drop_prob)
+        self.cond = CondEmbedder(
+            cond_mode, emb_dim, cond_channels, context_dim, n_speakers, cond_drop_prob, voice_dim
+        )
         in_ch = n_mels + (cond_channels if cond_mode == "aligned" else 0)
         self.conv_in = nn.Conv1d(in_ch, channels[0], 3, padding=1)
 

@@ -38,7 +38,7 @@ class UNet2D(nn.Module):
         res_blocks: residual blocks per level in each of the down and up paths.
         attn_dim: transformer width at the lowest resolution (frequency rows folded into tokens).
         attn_depth, heads: transformer blocks and heads.
-        cond_mode, cond_channels, context_dim, n_speakers, cond_drop_prob: as in ``UNet1D``.
+        cond_mode, cond_channels, context_dim, n_speakers, cond_drop_prob, voice_dim: as in ``UNet1D``.
     """
 
     def __init__(
@@ -54,6 +54,7 @@ class UNet2D(nn.Module):
         context_dim: int = 0,
         n_speakers: int = 0,
         cond_drop_prob: float = 0.1,
+        voice_dim: int = 0,
         ff_mult: float = 4.0,
         groups: int = 8,
         dropout: float = 0.0,
@@ -67,7 +68,9 @@ class UNet2D(nn.Module):
         self.cond_mode = cond_mode
         emb_dim = time_dim or 4 * channels[0]
         self.time_emb = TimestepEmbedding(emb_dim)
-        self.cond = CondEmbedder(cond_mode, emb_dim, cond_channels, context_dim, n_speakers, cond_drop_prob)
+        self.cond = CondEmbedder(
+            cond_mode, emb_dim, cond_channels, context_dim, n_speakers, cond_drop_prob, voice_dim
+        )
         self.n_mels_padded = n_mels + (-n_mels) % self.multiple
         # aligned features become one extra image plane of n_mels rows
         self.cond_proj = nn.Conv1d(cond_channels, n_mels, 1) if cond_mode == "aligned" else None

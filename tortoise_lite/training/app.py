@@ -215,6 +215,14 @@ def run(cfg: DictConfig, callbacks: Sequence[Callback] = (), profiler: Any = Non
     if model_cfg.get("n_speakers") == "auto":  # one table row per speaker (tones: timbre) of the data
         model_cfg["n_speakers"] = datamodule.n_speakers
     model = build_text_to_mel(model_cfg, mel, tokenizer, stats, instantiate=_hydra_instantiate)
+    voice_refs = None
+    if getattr(model, "voice_dim", 0) > 0:
+        if getattr(datamodule, "references", 0) <= 0:
+            raise ConfigError(
+                f"model.voice_dim={model.voice_dim} conditions on reference clips: set data.references "
+                "(clips per item, e.g. 3) on a corpus with speakers"
+            )
+        voice_refs = datamodule.voice_references()
     metadata = build_metadata(
         OmegaConf.to_container(cfg, resolve=True),
         model_cfg,
@@ -222,6 +230,7 @@ def run(cfg: DictConfig, callbacks: Sequence[Callback] = (), profiler: Any = Non
         tokenizer,
         stats,
         speakers=datamodule.speakers,
+        voice_references=voice_refs,
     )
     scheduler = instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None
     module = TextToMelModule(

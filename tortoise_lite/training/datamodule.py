@@ -35,6 +35,9 @@ class MelDataModule(L.LightningDataModule):
         pad_to_multiple: round padded mel length up to a multiple (U-Net downsampling).
         bucket_batches: batches' worth of items sorted together by length.
         progress: show rich progress bars while generating/preparing.
+        references: reference clips per item (``Batch.ref_mel``) for voice models; 0 = none. They are
+            windows of other training utterances of the item's speaker (``MelDataset``).
+        reference_frames: the longest reference window, in frames.
 
     Rank and world size come from the trainer (DDP): each rank gets disjoint batches, the same number
     of them, and every item is seen once per epoch across ranks. Use the trainer with
@@ -57,6 +60,8 @@ class MelDataModule(L.LightningDataModule):
         pad_to_multiple: int = 1,
         bucket_batches: int = 32,
         progress: bool = True,
+        references: int = 0,
+        reference_frames: int = 192,
     ) -> None:
         super().__init__()
         if not 0 <= val_fraction < 1:
@@ -74,6 +79,12 @@ class MelDataModule(L.LightningDataModule):
         self.pad_to_multiple = pad_to_multiple
         self.bucket_batches = bucket_batches
         self.progress = progress
+        if references < 0 or reference_frames < 1:
+            raise ValueError(
+                f"references={references} must be >= 0 and reference_frames={reference_frames} >= 1"
+            )
+        self.references = int(references)
+        self.reference_frames = int(reference_frames)
         self.prepared: PreparedDataset | None = None
         self.train_set: MelDataset | None = None
         self.val_set: MelDataset | None = None
@@ -112,8 +123,16 @@ class MelDataModule(L.LightningDataModule):
         n_val = 0 if self.val_fraction == 0 or n < 2 else max(1, round(self.val_fraction * n))
         val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
         speakers = self.prepared.speakers
-        self.train_set = MelDataset(self.prepared, train_idx, self.use_durations, speakers)
-        self.val_set = MelDataset(self.prepared, val_idx, self.use_durations, speakers) if n_val else None
+        refs = {
+            "references": self.references,
+            "reference_frames": self.reference_frames,
+            "reference_pool": train_idx,  # references come from training audio only
+            "seed": self.seed,
+        }
+        self.train_set = MelDataset(self.prepared, train_idx, self.use_durations, speakers, **refs)
+        self.val_set = (
+            MelDataset(self.prepared, val_idx, self.use_durations, speakers, **refs) if n_val else None
+        )
 
     # ---- what models need from the data -------------------------------------------------------------
     @property
@@ -129,6 +148,19 @@ class MelDataModule(L.LightningDataModule):
     @property
     def n_speakers(self) -> int:
         return len(self.speakers)
+
+    def voice_references(self, clips: int = 3) -> dict[str, list[torch.Tensor]]:
+        """A few reference windows (raw log-mel (n_mels, <= reference_frames)) of every training speaker:
+        what a voice model's checkpoint keeps so that its trained voices can be named at inference."""
+        self._require()
+        found: dict[str, list[torch.Tensor]] = {}
+        ds = self.train_set
+        for i in range(len(ds)):
+            e = ds.entry(i)
+            if e.speaker is None or len(found.setdefault(e.speaker, [])) >= clips:
+                continue
+            found[e.speaker].append(ds._load_mel(e)[:, : self.reference_frames].clone())
+        return {s: found[s] for s in self.speakers if s in found}
 
     def heldout_prompts(self) -> list[str]:
         return self.source.heldout_prompts(self.mel)

@@ -272,6 +272,8 @@ def _select(batch: Batch, i: int) -> Batch:
         token_mask=cut(batch.token_mask, Lt),
         durations=cut(batch.durations, Lt),
         speaker=cut(batch.speaker, None),
+        ref_mel=cut(batch.ref_mel, None),
+        ref_lengths=cut(batch.ref_lengths, None),
         text_embedding=None if batch.text_embedding is None else batch.text_embedding[i : i + 1],
         text_embedding_mask=None
         if batch.text_embedding_mask is None

@@ -1,0 +1,87 @@
+"""Reference encoder: a voice latent from a few reference clips (Tortoise's conditioning encoder).
+
+Tortoise turns each reference clip's mel into a latent with a conv + attention stack, averages it over
+time and then over the clips. This is the same design at CPU size: two masked residual conv blocks,
+transformer blocks (rotary self-attention over the clip's frames), masked mean over time, a projection,
+then the mean over the clips. Every operation is per item and masked, so a clip's latent depends neither
+on the other clips in the batch nor on padding, and the voice latent does not depend on clip order.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from tortoise_lite.models.blocks import MaskedGroupNorm, TransformerBlock, _groups
+
+# Clips shorter than this many frames carry too little of a voice for the encoder's receptive field
+# (two 5-frame convolutions and attention): ~0.25 s at hop 256 / 22050 Hz.
+MIN_REFERENCE_FRAMES = 24
+
+
+class _ConvBlock(nn.Module):
+    """Masked GroupNorm -> SiLU -> conv, with a residual connection. x (B, C, T), mask (B, T)."""
+
+    def __init__(self, channels: int, kernel: int = 5, groups: int = 8) -> None:
+        super().__init__()
+        self.norm = MaskedGroupNorm(_groups(channels, groups), channels)
+        self.conv = nn.Conv1d(channels, channels, kernel, padding=kernel // 2)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        m = mask[:, None, :].to(x.dtype)
+        return (x + self.conv(torch.nn.functional.silu(self.norm(x, mask)) * m)) * m
+
+
+class ReferenceEncoder(nn.Module):
+    """Reference clips -> one voice latent per item.
+
+    Args:
+        n_mels: mel bins of the (normalized) reference mels.
+        channels: width of the conv/attention stack.
+        out_dim: size of the voice latent.
+        depth: transformer blocks after the convolutions.
+        heads: attention heads.
+
+    ``forward(mels (B, K, n_mels, T), lengths (B, K) long) -> (B, out_dim)``: clips with length 0 are
+    absent (an item may have fewer than K clips; each item needs at least one).
+    """
+
+    def __init__(
+        self, n_mels: int, channels: int = 128, out_dim: int = 128, depth: int = 1, heads: int = 2
+    ) -> None:
+        super().__init__()
+        self.n_mels = n_mels
+        self.out_dim = out_dim
+        self.conv_in = nn.Conv1d(n_mels, channels, 3, padding=1)
+        self.convs = nn.ModuleList([_ConvBlock(channels), _ConvBlock(channels)])
+        self.attn = nn.ModuleList([TransformerBlock(channels, heads, ff_mult=2.0) for _ in range(depth)])
+        self.norm = nn.LayerNorm(channels)
+        self.proj = nn.Linear(channels, out_dim)
+
+    def clip_latents(self, mels: Tensor, lengths: Tensor) -> Tensor:
+        """mels (N, n_mels, T), lengths (N,) -> per-clip latents (N, out_dim) (zero for length-0 clips)."""
+        T = mels.shape[-1]
+        mask = torch.arange(T, device=mels.device)[None, :] < lengths[:, None]
+        m = mask[:, None, :].to(mels.dtype)
+        h = self.conv_in(mels * m) * m
+        for blk in self.convs:
+            h = blk(h, mask)
+        h = h.transpose(1, 2)  # (N, T, C)
+        for blk in self.attn:
+            h = blk(h, mask)
+        h = self.norm(h) * mask[..., None].to(h.dtype)
+        pooled = h.sum(1) / lengths.clamp_min(1)[:, None].to(h.dtype)
+        return self.proj(pooled) * (lengths > 0)[:, None].to(h.dtype)
+
+    def forward(self, mels: Tensor, lengths: Tensor) -> Tensor:
+        if mels.ndim != 4 or mels.shape[2] != self.n_mels:
+            raise ValueError(
+                f"reference mels must be (B, K, n_mels={self.n_mels}, T), got {tuple(mels.shape)}"
+            )
+        B, K, C, T = mels.shape
+        lengths = lengths.to(mels.device).long().reshape(B, K)
+        present = lengths > 0
+        if not bool(present.any(-1).all()):
+            raise ValueError("every item needs at least one reference clip (a clip with length > 0)")
+        z = self.clip_latents(mels.reshape(B * K, C, T), lengths.reshape(B * K)).reshape(B, K, -1)
+        return z.sum(1) / present.sum(1, keepdim=True).to(z.dtype)

@@ -60,6 +60,10 @@ class CorpusSource(DataSource):
     def heldout_prompts(self, mel: MelSpec) -> list[str]:
         return self.corpus(mel).heldout_prompts()
 
+    def heldout_voice_items(self, mel: MelSpec) -> list[Item]:
+        """Items of voices never trained on (``synthetic_voices``; empty for other corpora)."""
+        return self.corpus(mel).heldout_voice_items()
+
 
 class ManifestSource(DataSource):
     """A dataset on disk: ``kind`` = ``ljspeech`` | ``folder`` | ``jsonl`` | ``auto``.

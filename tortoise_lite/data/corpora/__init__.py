@@ -2,9 +2,10 @@
 
 from tortoise_lite.data.corpora.common import Corpus, corpus_dir
 from tortoise_lite.data.corpora.synthetic_speech import synthetic_speech
+from tortoise_lite.data.corpora.synthetic_voices import synthetic_voices
 from tortoise_lite.data.corpora.tones import tones
 
-CORPORA = {"synthetic_speech": synthetic_speech, "tones": tones}
+CORPORA = {"synthetic_speech": synthetic_speech, "synthetic_voices": synthetic_voices, "tones": tones}
 
 
 def get_corpus(name: str, **kwargs) -> Corpus:
@@ -14,4 +15,4 @@ def get_corpus(name: str, **kwargs) -> Corpus:
     return CORPORA[name](**kwargs)
 
 
-__all__ = ["CORPORA", "Corpus", "corpus_dir", "get_corpus", "synthetic_speech", "tones"]
+__all__ = ["CORPORA", "Corpus", "corpus_dir", "get_corpus", "synthetic_speech", "synthetic_voices", "tones"]

@@ -15,7 +15,8 @@ from tortoise_lite.data.manifest import Item, read_jsonl
 @dataclass(frozen=True)
 class Corpus:
     """A generated corpus folder: ``manifest.jsonl`` (JSONL manifest), ``heldout.txt`` (evaluation
-    prompts never used for training, one per line), ``settings.json``, ``wavs/`` and ``durations/``."""
+    prompts never used for training, one per line), ``settings.json``, ``wavs/`` and ``durations/``;
+    multi-voice corpora add ``heldout_voices.jsonl`` (items of voices never used for training)."""
 
     name: str
     root: Path
@@ -29,6 +30,16 @@ class Corpus:
 
     def heldout_prompts(self) -> list[str]:
         return [line for line in (self.root / "heldout.txt").read_text(encoding="utf-8").splitlines() if line]
+
+    def heldout_voice_items(self) -> list[Item]:
+        """Clips of voices never trained on (``heldout_voices.jsonl``, absolute paths like ``items()``):
+        references and ground truth for zero-shot voice tests. Empty for corpora without held-out voices."""
+        path = self.root / "heldout_voices.jsonl"
+        return read_jsonl(path) if path.is_file() else []
+
+    def voice_table(self) -> dict:
+        """``{voice: {"pitch", "rate", "heldout"}}`` for multi-voice corpora (empty otherwise)."""
+        return dict(self.settings.get("voice_table", {}))
 
     @property
     def settings(self) -> dict:

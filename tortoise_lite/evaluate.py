@@ -52,7 +52,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from tortoise_lite.api import TextToSpeech, build_sampler, load_checkpoint
     from tortoise_lite.evaluation.plots import plot_compute_vs_quality, plot_spectral_bands
     from tortoise_lite.evaluation.quality import compute_vs_quality, evaluate_setting, vocoded_reference
-    from tortoise_lite.evaluation.references import build_references, corpus_recognizer, heldout_prompts
+    from tortoise_lite.evaluation.references import (
+        SPEECH_KINDS,
+        build_references,
+        corpus_recognizer,
+        heldout_prompts,
+    )
     from tortoise_lite.evaluation.spectral import spectral_bands_report
 
     ckpt = require(cfg, "ckpt", "the text-to-mel checkpoint to evaluate")
@@ -72,7 +77,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ref_dur = cfg.get("reference_durations")
     files: list[Path] = []
 
-    recognizer = corpus_recognizer(info.config, tts.mel_spec) if kind == "synthetic_speech" else None
+    recognizer = corpus_recognizer(info.config, tts.mel_spec) if kind in SPEECH_KINDS else None
     sampler = build_sampler(cfg.metrics.get("sampler"), getattr(model, "sampler", None))
     wavs: list = []
     main = evaluate_setting(

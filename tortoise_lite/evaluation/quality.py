@@ -29,6 +29,7 @@ from tortoise_lite.evaluation.references import Reference
 METRICS: dict[str, tuple[str, ...]] = {
     "tones": ("pitch_accuracy", "pitch_error_cents", "mel_l1"),
     "synthetic_speech": ("wer", "cer", "mcd_dtw_db", "log_f0_rmse_cents", "vuv_error"),
+    "synthetic_voices": ("wer", "cer", "mcd_dtw_db", "log_f0_rmse_cents", "vuv_error"),
 }
 LOWER_IS_BETTER: dict[str, bool] = {
     "pitch_accuracy": False,
@@ -72,7 +73,7 @@ def item_metrics(
         if mel is not None and mel.shape[-1] == ref.mel.shape[-1]:
             out["mel_l1"] = float((mel.float().cpu() - ref.mel.float()).abs().mean())
         return out
-    if kind == "synthetic_speech":
+    if kind in ("synthetic_speech", "synthetic_voices"):
         from tortoise_lite.evaluation.intelligibility import char_error_rate, word_error_rate
 
         f0 = f0_metrics(mel_spec, ref.wav, wav)

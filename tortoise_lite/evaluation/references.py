@@ -20,7 +20,9 @@ import torch
 
 from tortoise_lite.audio.mel import MelSpec
 
-KINDS = ("synthetic_speech", "tones")
+KINDS = ("synthetic_speech", "synthetic_voices", "tones")
+#: corpora of eSpeak speech: scored with the speech metrics (WER/CER, MCD, F0)
+SPEECH_KINDS = ("synthetic_speech", "synthetic_voices")
 CORPUS_SOURCE_TARGET = "tortoise_lite.data.sources.CorpusSource"
 #: amplitude of the tones references (the corpus draws 0.3-0.8 per sequence)
 TONES_AMPLITUDE = 0.5
@@ -159,6 +161,19 @@ def build_references(
         refs = [speech_reference(p, mel_spec, tokenizer, voice, int(rate), int(pitch)) for p in prompts]
         for r in refs:
             r.speaker = voice  # a model with a speaker table is asked for the reference's voice
+        return refs
+    if kind == "synthetic_voices":
+        # the first training voice at its own base rate and pitch (a voice model without a voice speaks in
+        # its learned average voice: MCD/F0 against one voice are then only indicative; WER is what counts)
+        table = dict(settings.get("voice_table") or {})
+        trained = [v for v, row in table.items() if not row.get("heldout")]
+        if not trained:
+            raise EvaluationDataError("the synthetic_voices corpus settings have no voice_table")
+        voice = trained[0]
+        rate, pitch = table[voice]["rate"], table[voice]["pitch"]
+        refs = [speech_reference(p, mel_spec, tokenizer, voice, int(rate), int(pitch)) for p in prompts]
+        for r in refs:
+            r.speaker = voice
         return refs
     if kind == "tones":
         lo, hi = settings.get("note_seconds") or (0.15, 0.45)

@@ -3,7 +3,8 @@
 Tortoise turns each reference clip's mel into a latent with a conv + attention stack, averages it over
 time and then over the clips. This is the same design at CPU size: two masked residual conv blocks,
 transformer blocks (rotary self-attention over the clip's frames), masked mean over time, a projection,
-then the mean over the clips. Every operation is per item and masked, so a clip's latent depends neither
+then the mean over the clips. The first convolution halves the frame rate (stride 2): a voice is a property
+of the whole clip, and the encoder then costs a quarter of what it would at full rate (attention included). Every operation is per item and masked, so a clip's latent depends neither
 on the other clips in the batch nor on padding, and the voice latent does not depend on clip order.
 """
 
@@ -52,7 +53,7 @@ class ReferenceEncoder(nn.Module):
         super().__init__()
         self.n_mels = n_mels
         self.out_dim = out_dim
-        self.conv_in = nn.Conv1d(n_mels, channels, 3, padding=1)
+        self.conv_in = nn.Conv1d(n_mels, channels, 4, stride=2, padding=1)
         self.convs = nn.ModuleList([_ConvBlock(channels), _ConvBlock(channels)])
         self.attn = nn.ModuleList([TransformerBlock(channels, heads, ff_mult=2.0) for _ in range(depth)])
         self.norm = nn.LayerNorm(channels)
@@ -60,10 +61,13 @@ class ReferenceEncoder(nn.Module):
 
     def clip_latents(self, mels: Tensor, lengths: Tensor) -> Tensor:
         """mels (N, n_mels, T), lengths (N,) -> per-clip latents (N, out_dim) (zero for length-0 clips)."""
-        T = mels.shape[-1]
+        T = mels.shape[-1] + mels.shape[-1] % 2
         mask = torch.arange(T, device=mels.device)[None, :] < lengths[:, None]
+        x = torch.nn.functional.pad(mels, (0, T - mels.shape[-1])) * mask[:, None, :].to(mels.dtype)
+        lengths = (lengths + 1) // 2  # frames after the stride-2 convolution
+        mask = torch.arange(T // 2, device=mels.device)[None, :] < lengths[:, None]
         m = mask[:, None, :].to(mels.dtype)
-        h = self.conv_in(mels * m) * m
+        h = self.conv_in(x) * m
         for blk in self.convs:
             h = blk(h, mask)
         h = h.transpose(1, 2)  # (N, T, C)

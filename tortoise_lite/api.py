@@ -14,6 +14,19 @@ generator seeded by ``N`` and is vocoded on its own (trimmed to its length), so 
 only on its text and the seed: the same alone, in any batch, at any position. ``seed=[N0, N1, ...]`` gives
 one seed per item (e.g. variations of one text).
 
+Voice models (``+recipe=voices``: a reference encoder, ``model.voice_dim > 0``) speak in the voice of
+reference clips, zero-shot::
+
+    tts = TextToSpeech.from_checkpoint(ckpt, voices_dir="voices/")      # voices/<name>/*.wav or <name>.pt
+    tts.trained_voices                                                  # ['en-us', 'en-us+f3', ...]
+    out = tts.synthesize("hello there", voice="clips/alice/")           # a folder of clips, a wav, a .pt
+    out = tts.synthesize("hello there", voice="alice+en-us+f3")         # a blend: the mean of the latents
+    latent = tts.voice_latent(["a.wav", "b.wav"])                       # (voice_dim,), or [(wav, sr), ...]
+
+``voice=None`` on a voice model speaks in the model's learned average voice; ``voice_guidance`` scales the
+voice independently of ``guidance`` (see :mod:`tortoise_lite.models.text_to_mel`). What ``voice=`` may name
+and every error it raises: :mod:`tortoise_lite.voice`.
+
 The vocoder is ``"griffin_lim"`` (training-free, the default), a path to any checkpoint
 :func:`tortoise_lite.vocoders.load_vocoder` reads, or a :class:`~tortoise_lite.vocoders.Vocoder`. Its
 MelSpec must equal the acoustic model's: a difference raises ``MelSpecMismatchError`` naming every
@@ -257,12 +270,20 @@ class TextToSpeech:
         vocoder: ``"griffin_lim"``, a vocoder checkpoint path, or a ``Vocoder``.
         device: where both run (default: the model's device).
         info: the ``CheckpointInfo`` when loaded from a checkpoint.
+        voices_dir: a folder of voices for voice models: ``<name>/`` folders of clips or ``<name>.pt``
+            latents, named by ``voice="<name>"``.
     """
 
     def __init__(
-        self, model: torch.nn.Module, vocoder: Any = "griffin_lim", device: Any = None, info: Any = None
+        self,
+        model: torch.nn.Module,
+        vocoder: Any = "griffin_lim",
+        device: Any = None,
+        info: Any = None,
+        voices_dir: str | os.PathLike | None = None,
     ):
         self.info = info
+        self.voices_dir = Path(voices_dir).expanduser() if voices_dir else None
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         what = f"model {info.path}" if info is not None else "model"
@@ -275,10 +296,11 @@ class TextToSpeech:
         vocoder: Any = "griffin_lim",
         device: Any = "cpu",
         use_ema: bool = True,
+        voices_dir: str | os.PathLike | None = None,
     ) -> TextToSpeech:
         """Load a training checkpoint (``CheckpointError`` naming the file if it is missing or not one)."""
         model, info = load_checkpoint(path, device=device, use_ema=use_ema)
-        return cls(model, vocoder=vocoder, device=device, info=info)
+        return cls(model, vocoder=vocoder, device=device, info=info, voices_dir=voices_dir)
 
     @property
     def mel_spec(self) -> MelSpec:
@@ -296,6 +318,39 @@ class TextToSpeech:
     def speakers(self) -> list[str]:
         """Speaker names by id, as trained (empty for a single-speaker model or an in-memory model)."""
         return list(getattr(self.info, "speakers", None) or [])
+
+    @property
+    def voice_dim(self) -> int:
+        """Size of the voice latent (0: the model takes no voice)."""
+        return int(getattr(self.model, "voice_dim", 0) or 0)
+
+    @property
+    def trained_voices(self) -> list[str]:
+        """Names of the voices a voice model was trained on (``voice="en-us+f3"``); empty for other models."""
+        from tortoise_lite.voice import trained_voices
+
+        return trained_voices(self.model, self.info)
+
+    @property
+    def voices(self) -> list[str]:
+        """Every voice name ``voice=`` takes: the trained voices, then those of ``voices_dir``."""
+        from tortoise_lite.voice import list_voices_dir
+
+        if self.voice_dim <= 0:
+            return []
+        return list(dict.fromkeys([*self.trained_voices, *list_voices_dir(self.voices_dir)]))
+
+    def resolve_voice(self, voice: Any) -> Any:
+        """``voice=`` -> a :class:`tortoise_lite.voice.Voice` (latent, clips, seconds), None for None.
+        Raises a one-line :class:`tortoise_lite.voice.VoiceError` naming the file for every bad voice."""
+        from tortoise_lite.voice import resolve_voice
+
+        return resolve_voice(voice, self.model, self.info, self.voices_dir)
+
+    def voice_latent(self, clips: Any) -> Tensor:
+        """The voice latent (voice_dim,) of reference clips: a folder, a file, a list of paths, or a list of
+        ``(wav, sample_rate)`` pairs (any rate, mono or multi-channel); anything ``voice=`` takes."""
+        return self.resolve_voice(clips).latent
 
     def speaker_id(self, speaker: int | str) -> int:
         """A speaker id from an id or a trained speaker name (``ValueError`` listing the known names)."""
@@ -342,10 +397,13 @@ class TextToSpeech:
         speaker: int | str | Sequence[int | str] | None = None,
         recorder: Callable[[RecordingSampler, int, int], None] | None = None,
         record_x0: bool = False,
+        voice: Any = None,
+        voice_guidance: float | None = None,
     ) -> tuple[list[Tensor], RecordingSampler]:
         """Mels only: per item ``(n_mels, frames_i)`` raw log-mel (CPU), and the sampler wrapper of the
         last chunk (``nfe``, ``ts``). ``recorder(wrapper, start, stop)`` is called after every chunk
-        (with ``record_x0`` the wrapper holds that chunk's x0 predictions)."""
+        (with ``record_x0`` the wrapper holds that chunk's x0 predictions). ``voice`` / ``voice_guidance``:
+        as in :meth:`synthesize`."""
         from tortoise_lite.diffusion.samplers import make_generators
 
         texts = self.check_texts(texts)
@@ -369,6 +427,7 @@ class TextToSpeech:
             speakers = [self.speaker_id(s) for s in ([speaker] * n if one else speaker)]
             if len(speakers) != n:
                 raise ValueError(f"speaker: got {len(speakers)} ids for {n} texts")
+        voice_kw = self._voice_kwargs(voice, voice_guidance, n)
         wrapper = RecordingSampler(build_sampler(sampler, getattr(self.model, "sampler", None)), record_x0)
         mels: list[Tensor] = []
         for start in range(0, n, batch_size):
@@ -385,6 +444,9 @@ class TextToSpeech:
                     dur[i, : len(s)] = torch.as_tensor(s)
                 dur = dur.to(self.device)
             spk = torch.tensor(speakers[start:stop], device=self.device) if speakers is not None else None
+            chunk_voice = dict(voice_kw)
+            if chunk_voice.get("voice") is not None and chunk_voice["voice"].ndim == 2:  # one latent per item
+                chunk_voice["voice"] = chunk_voice["voice"][start:stop]
             mel, lengths = self.model.generate(
                 texts=chunk,
                 sampler=wrapper,
@@ -395,12 +457,35 @@ class TextToSpeech:
                 durations=dur,
                 speaker=spk,
                 generator=gens,
+                **chunk_voice,
             )
             for i in range(len(chunk)):
                 mels.append(mel[i, :, : int(lengths[i])].float().cpu())
             if recorder is not None:
                 recorder(wrapper, start, stop)
         return mels, wrapper
+
+    def _voice_kwargs(self, voice: Any, voice_guidance: float | None, n: int) -> dict[str, Any]:
+        """The voice keywords of ``TextToMel.generate`` (none when no voice is asked for: other models are
+        called as before); a (n, voice_dim) latent gives one voice per item."""
+        from tortoise_lite.voice import VoiceError
+
+        kw: dict[str, Any] = {}
+        if voice_guidance is not None:
+            if self.voice_dim <= 0:
+                raise VoiceError(
+                    "voice_guidance needs a voice model (+recipe=voices); this one takes no voice"
+                )
+            kw["voice_guidance"] = float(voice_guidance)
+        resolved = self.resolve_voice(voice)
+        if resolved is not None:
+            latent = resolved.latent.to(self.device)
+            if latent.ndim == 2 and latent.shape[0] != n:
+                raise VoiceError(
+                    f"voice: got {latent.shape[0]} latents for {n} texts (give one, or one per text)"
+                )
+            kw["voice"] = latent
+        return kw
 
     @torch.no_grad()
     def vocode(self, mels: Sequence[Tensor]) -> list[Tensor]:
@@ -440,6 +525,8 @@ class TextToSpeech:
         batch_size: int = 8,
         durations: Sequence[Sequence[int]] | None = None,
         speaker: int | str | Sequence[int | str] | None = None,
+        voice: Any = None,
+        voice_guidance: float | None = None,
     ) -> SynthesisResult:
         """Texts -> waveforms and mels.
 
@@ -453,14 +540,31 @@ class TextToSpeech:
             length_scale: > 1 slower. temperature: scale of the starting noise (None = the model's).
             batch_size: texts generated together. durations: frames per token per item (overrides the
                 duration predictor). speaker: a speaker id (or one per item) for multi-speaker models.
+            voice: for voice models (+recipe=voices): a folder of reference clips, an audio file, a ``.pt``
+                latent (``python -m tortoise_lite.voices``), a name in ``voices_dir`` or a trained voice,
+                ``"a+b"`` (a blend: the mean latent), a list of clip paths, or a latent tensor (voice_dim,).
+                None = the model's learned average voice. Other models refuse a voice (VoiceError).
+            voice_guidance: guidance scale of the voice alone (None = ``guidance``).
         Returns:
             :class:`SynthesisResult` (wavs, mels, timings, real-time factor).
         """
         texts = self.check_texts(texts)
+        resolved = self.resolve_voice(voice)  # bad clips fail before any compute
         _sync(self.device)
         t0 = time.perf_counter()
         mels, wrapper = self.generate_mels(
-            texts, sampler, steps, guidance, seed, length_scale, temperature, batch_size, durations, speaker
+            texts,
+            sampler,
+            steps,
+            guidance,
+            seed,
+            length_scale,
+            temperature,
+            batch_size,
+            durations,
+            speaker,
+            voice=resolved,
+            voice_guidance=voice_guidance,
         )
         _sync(self.device)
         t1 = time.perf_counter()
@@ -478,6 +582,7 @@ class TextToSpeech:
             steps=int(steps or wrapper.steps),
             acoustic_seconds=t1 - t0,
             vocoder_seconds=t2 - t1,
+            extra={"voice": resolved.description} if resolved is not None else {},
         )
 
     # -----------------------------------------------------------------------------------------------
@@ -490,7 +595,8 @@ class TextToSpeech:
         join with pauses that follow the punctuation. With ``out_dir``: ``segment_NNNN.wav``,
         ``combined.wav`` and ``manifest.json``; ``regenerate=[3, 7]`` makes new takes of those segments only.
         Keyword arguments: :class:`tortoise_lite.reading.Reader` (``preset``, ``sampler``, ``steps``,
-        ``guidance``, ``candidates``, ``scorer``, ``seed``, ``speaker``, ``batch_size``, ``max_chars``,
+        ``guidance``, ``candidates``, ``scorer``, ``seed``, ``speaker``, ``voice``, ``voice_guidance``,
+        ``batch_size``, ``max_chars``,
         ``pauses``, ``unknown``, ``progress``...). Returns a :class:`tortoise_lite.reading.ReadingResult`.
         """
         from tortoise_lite.reading import Reader

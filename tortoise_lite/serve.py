@@ -46,13 +46,14 @@ USAGE = """usage: python -m tortoise_lite.serve ckpt=PATH [key=value ...]
 
   ckpt=PATH            text-to-mel checkpoint from `python -m tortoise_lite.train`
   vocoder_ckpt=PATH    a trained vocoder (default: Griffin-Lim); or vocoder=checkpoint vocoder.path=PATH
-  voices_dir=DIR       reference-voice folders (used once the model has voice conditioning)
+  voices_dir=DIR       voice models: <name>/ folders of reference clips and <name>.pt latents
   host=127.0.0.1       host=0.0.0.0 makes the page reachable from other machines (ask for it)
   port=7860 threads=N queue_size=32 concurrency=1 max_chars=500 max_steps=200
   --cfg                print the composed config; all keys: conf/serve.yaml
   needs the web extra: pip install -e ".[web]\""""
 
 ANY_SPEAKER = "(any speaker)"
+AVERAGE_VOICE = "(average voice)"
 NO_PRESET = "(none)"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -112,16 +113,16 @@ def voice_support(tts: Any) -> bool:
     return "voice" in inspect.signature(tts.generate_mels).parameters
 
 
+def voice_model(tts: Any) -> bool:
+    """Whether the loaded model conditions on reference clips (a voice model, ``voice_dim > 0``)."""
+    return voice_support(tts) and int(getattr(tts, "voice_dim", 0) or 0) > 0
+
+
 def list_voices(voices_dir: str | os.PathLike | None) -> list[str]:
     """Voice names in ``voices_dir``: its sub-folders (``<name>/*.wav``) and cached latents (``<name>.pt``)."""
-    if not voices_dir:
-        return []
-    root = Path(voices_dir).expanduser()
-    if not root.is_dir():
-        return []
-    names = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    names += [p.stem for p in root.glob("*.pt")]
-    return sorted(set(names))
+    from tortoise_lite.voice import list_voices_dir
+
+    return list_voices_dir(voices_dir)
 
 
 def check_reference_clip(path: str | os.PathLike, min_seconds: float = 0.5) -> Path:
@@ -325,22 +326,40 @@ class ServeEngine:
                 known = ", ".join(self.tts.speakers) or "none (this model has one voice)"
                 raise RequestError("speaker", f"unknown speaker {s.speaker!r}; known speakers: {known}")
             kw["speaker"] = s.speaker
-        voice = None
-        if s.reference_clip:
-            voice = str(check_reference_clip(s.reference_clip))
-        elif s.voice not in (None, ""):
-            if s.voice not in list_voices(self.voices_dir):
-                raise RequestError("voice", f"no voice {s.voice!r} in voices_dir={self.voices_dir}")
-            voice = str(Path(self.voices_dir).expanduser() / s.voice)
-        if voice is not None:
-            if not voice_support(self.tts):
-                raise RequestError(
-                    "voice",
-                    "this version of tortoise_lite cannot condition on a reference voice yet; "
-                    "leave the reference clip empty and pick a trained speaker",
-                )
-            kw["voice"] = voice
+        if s.reference_clip or s.voice not in (None, "", AVERAGE_VOICE):
+            kw["voice"] = self.voice_latent(s)
         return kw
+
+    def voice_names(self) -> list[str]:
+        """The page's voice list: the trained voices, then the voices in ``voices_dir``."""
+        if not voice_model(self.tts):
+            return []
+        return list(dict.fromkeys([*self.tts.trained_voices, *list_voices(self.voices_dir)]))
+
+    def voice_latent(self, s: Settings) -> Any:
+        """The latent of the request's uploaded clip (first) or chosen voice, or a RequestError."""
+        from tortoise_lite.voice import VoiceError, resolve_name, resolve_voice
+
+        field = "reference clip" if s.reference_clip else "voice"
+        if not s.reference_clip and s.voice not in self.voice_names():
+            known = ", ".join(self.voice_names()) or "none"
+            raise RequestError(
+                "voice",
+                f"no voice {s.voice!r} in voices_dir={self.voices_dir} or the trained voices; known: {known}",
+            )
+        if not voice_model(self.tts):
+            raise RequestError(
+                field,
+                "this checkpoint was trained without reference clips: it takes no voice; leave the reference "
+                "clip empty and pick a trained speaker",
+            )
+        try:
+            if s.reference_clip:
+                clip = check_reference_clip(s.reference_clip)
+                return resolve_voice([clip], self.tts.model, self.tts.info).latent
+            return resolve_name(str(s.voice), self.tts.model, self.tts.info, self.voices_dir).latent
+        except VoiceError as e:
+            raise RequestError(field, str(e)) from None
 
     # -- synthesis -----------------------------------------------------------------------------------
     def _request_dir(self) -> Path:
@@ -546,8 +565,8 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
     samplers = sorted(SAMPLERS)
     speakers = [ANY_SPEAKER, *tts.speakers]
     presets = list_presets()
-    voices_ok = voice_support(tts)
-    voices = list_voices(engine.voices_dir)
+    voices_ok = voice_model(tts)
+    voices = engine.voice_names()
 
     def widgets(suffix: str = "") -> dict[str, Any]:
         w: dict[str, Any] = {}
@@ -560,14 +579,14 @@ def build_app(engine: ServeEngine, title: str = "tortoise_lite", model_line: str
                 elem_id=f"speaker{suffix}",
             )
             w["voice"] = gr.Dropdown(
-                ["", *voices],
-                value="",
-                label="Voice (voices_dir)",
+                [AVERAGE_VOICE, *voices],
+                value=AVERAGE_VOICE,
+                label="Voice (trained, voices_dir)",
                 visible=voices_ok and bool(voices),
                 elem_id=f"voice{suffix}",
             )
             w["reference_clip"] = gr.Audio(
-                label="Reference clip",
+                label="Reference clip (speaks in its voice; overrides the voice list)",
                 type="filepath",
                 sources=["upload"],
                 visible=voices_ok,
@@ -815,13 +834,19 @@ def run(cfg: DictConfig) -> int:
     gr = _import_gradio()  # before loading the model: a missing extra is reported at once
     device = setup_torch(cfg)
     model, info = load_checkpoint(str(ckpt), device=device, use_ema=bool(cfg.use_ema))
-    tts = TextToSpeech(model, vocoder=build_vocoder_spec(cfg, model.mel_spec), device=device, info=info)
     voices_dir = cfg.get("voices_dir")
     if voices_dir and not Path(str(voices_dir)).expanduser().is_dir():
         raise UsageError(f"voices_dir={voices_dir}: no such folder (one sub-folder of clips per voice)")
-    if voices_dir and not voice_support(tts):
+    tts = TextToSpeech(
+        model,
+        vocoder=build_vocoder_spec(cfg, model.mel_spec),
+        device=device,
+        info=info,
+        voices_dir=voices_dir or None,
+    )
+    if voices_dir and not voice_model(tts):
         print(
-            f"note: voices_dir={voices_dir} is kept for later: this tortoise_lite has no voice conditioning yet"
+            f"note: voices_dir={voices_dir} is not used: this checkpoint was trained without reference clips"
         )
     threads = int(cfg.threads) if cfg.get("threads") else None
     engine = ServeEngine(

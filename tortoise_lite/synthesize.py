@@ -15,11 +15,9 @@ from omegaconf import DictConfig
 
 from tortoise_lite.evaluation.cli import (
     UsageError,
-    build_vocoder_spec,
     compose,
     require,
     run_cli,
-    setup_torch,
 )
 
 USAGE = """usage: python -m tortoise_lite.synthesize ckpt=PATH (text="..." | texts=FILE) [key=value ...]
@@ -30,6 +28,8 @@ USAGE = """usage: python -m tortoise_lite.synthesize ckpt=PATH (text="..." | tex
   sampler=NAME         dpmpp_2m | dpmpp_3m | euler | heun | ddim | ... (default: the checkpoint's)
   steps=N guidance=S seed=N length_scale=X temperature=X batch_size=N
   vocoder=griffin_lim  or vocoder_ckpt=PATH for a trained vocoder
+  voice=CLIPS          voice models: a folder of clips, a wav, a .pt latent, a name (voices_dir or trained),
+                       a+b (a blend); voices_dir=DIR (<name>/ clip folders, <name>.pt); voice_guidance=S
   device=cpu|cuda|auto threads=N
   preset=NAME          ultra_fast | fast | standard | high_quality (sampler, steps, guidance, candidates)
   textfile=FILE        read a passage: out_dir/combined.wav + segment_NNNN.wav + manifest.json
@@ -60,18 +60,22 @@ def read_texts(cfg: DictConfig) -> list[str]:
 
 
 def run(cfg: DictConfig, explicit: frozenset[str] = frozenset()) -> int:
-    from tortoise_lite.api import TextToSpeech, load_checkpoint
-    from tortoise_lite.reading.cli import reading_requested, resolve_generation, run_reading
+    from tortoise_lite.reading.cli import (
+        load_tts,
+        reading_requested,
+        resolve_generation,
+        run_reading,
+        voice_arg,
+    )
 
     ckpt = require(cfg, "ckpt", "the text-to-mel checkpoint (e.g. outputs/speech/checkpoints/last.ckpt)")
     gen = resolve_generation(cfg, explicit)  # command line > preset > conf/synthesize.yaml
     if reading_requested(cfg, gen):
         return run_reading(cfg, gen)
     texts = read_texts(cfg)
-    device = setup_torch(cfg)
-    model, info = load_checkpoint(str(ckpt), device=device, use_ema=bool(cfg.use_ema))
-    tts = TextToSpeech(model, vocoder=build_vocoder_spec(cfg, model.mel_spec), device=device, info=info)
+    tts, device = load_tts(cfg, ckpt)
     texts = tts.check_texts(texts)  # empty / unknown symbols: fail before any compute
+    voice = tts.resolve_voice(voice_arg(cfg))  # bad clips / latents / names: fail before any compute
     speaker = cfg.get("speaker")  # an id or a trained speaker name (tones: a timbre)
     result = tts.synthesize(
         texts,
@@ -83,7 +87,14 @@ def run(cfg: DictConfig, explicit: frozenset[str] = frozenset()) -> int:
         temperature=None if cfg.temperature is None else float(cfg.temperature),
         batch_size=int(cfg.batch_size),
         speaker=speaker,
+        voice=voice,
+        voice_guidance=None if cfg.get("voice_guidance") is None else float(cfg.voice_guidance),
     )
+    if voice is not None:
+        print(
+            f"voice: {voice.description}"
+            + (f" ({len(voice.clips)} clips, {voice.seconds:.1f} s)" if voice.clips else "")
+        )
     written = result.save(str(cfg.out_dir), prefix=str(cfg.prefix), mel_png=bool(cfg.mel_png))
     wavs = [p for p in written if p.suffix == ".wav"]
     for text, path, wav in zip(texts, wavs, result.wavs):

@@ -86,11 +86,33 @@ def reading_requested(cfg: DictConfig, gen: Generation) -> bool:
     )
 
 
+def voice_arg(cfg: DictConfig) -> Any:
+    """``voice=`` of a command line: a string (path, name, a+b) or a list of clip paths (``voice=[a,b]``)."""
+    voice = cfg.get("voice")
+    if voice is None or voice == "":
+        return None
+    if OmegaConf.is_list(voice):
+        return [str(v) for v in voice]
+    return str(voice)
+
+
+def load_tts(cfg: DictConfig, ckpt: Any) -> tuple[Any, str]:
+    """``(TextToSpeech, device)`` for ``ckpt`` as the synthesize config says (device, threads, EMA weights,
+    vocoder, voices_dir)."""
+    from tortoise_lite.api import TextToSpeech, load_checkpoint
+    from tortoise_lite.evaluation.cli import build_vocoder_spec, setup_torch
+
+    device = setup_torch(cfg)
+    model, info = load_checkpoint(str(ckpt), device=device, use_ema=bool(cfg.use_ema))
+    vocoder = build_vocoder_spec(cfg, model.mel_spec)
+    tts = TextToSpeech(model, vocoder=vocoder, device=device, info=info, voices_dir=cfg.get("voices_dir"))
+    return tts, device
+
+
 def run_reading(cfg: DictConfig, gen: Generation) -> int:
     from pathlib import Path
 
-    from tortoise_lite.api import TextToSpeech, load_checkpoint
-    from tortoise_lite.evaluation.cli import UsageError, build_vocoder_spec, require, setup_torch
+    from tortoise_lite.evaluation.cli import UsageError, require
     from tortoise_lite.reading.text import read_text_file
 
     ckpt = require(cfg, "ckpt", "the text-to-mel checkpoint (e.g. outputs/speech/checkpoints/last.ckpt)")
@@ -105,9 +127,7 @@ def run_reading(cfg: DictConfig, gen: Generation) -> int:
         text, source = str(cfg.text), "text="
     else:
         raise UsageError('nothing to read: add textfile=FILE or text="..."')
-    device = setup_torch(cfg)
-    model, info = load_checkpoint(str(ckpt), device=device, use_ema=bool(cfg.use_ema))
-    tts = TextToSpeech(model, vocoder=build_vocoder_spec(cfg, model.mel_spec), device=device, info=info)
+    tts, device = load_tts(cfg, ckpt)
     reading = cfg.get("reading") or {}
     pauses = OmegaConf.to_container(reading.get("pauses"), resolve=True) if reading.get("pauses") else None
     reader = Reader(
@@ -119,6 +139,8 @@ def run_reading(cfg: DictConfig, gen: Generation) -> int:
         scorer=str(cfg.get("scorer") or "recognizer"),
         seed=None if cfg.get("seed") is None else int(cfg.seed),
         speaker=cfg.get("speaker"),
+        voice=voice_arg(cfg),
+        voice_guidance=None if cfg.get("voice_guidance") is None else float(cfg.voice_guidance),
         length_scale=float(cfg.length_scale),
         temperature=None if cfg.get("temperature") is None else float(cfg.temperature),
         batch_size=int(cfg.batch_size),

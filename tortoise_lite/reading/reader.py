@@ -188,6 +188,7 @@ class Reader:
         seed: the base of every segment's seed (None: a fresh one, recorded in the result and manifest).
         speaker / length_scale / temperature: as in ``synthesize``; one voice for the whole reading (a
             multi-speaker model reads with its first speaker unless told otherwise).
+        voice / voice_guidance: as in ``synthesize`` for voice models (resolved once: one voice throughout).
         batch_size: items (segments x candidates) per model batch. first_batch: segments in the first one.
         max_chars / pauses / unknown: text splitting and checking (:func:`plan_reading`).
         progress: a rich progress bar on the terminal.
@@ -204,6 +205,8 @@ class Reader:
         scorer: Any = None,
         seed: int | None = 0,
         speaker: int | str | None = None,
+        voice: Any = None,
+        voice_guidance: float | None = None,
         length_scale: float = 1.0,
         temperature: float | None = None,
         batch_size: int = 8,
@@ -236,6 +239,8 @@ class Reader:
                 0  # one voice for the whole reading: the first trained speaker, not the "any speaker" mix
             )
         self.speaker = tts.speaker_id(speaker) if speaker is not None else None
+        self.voice = tts.resolve_voice(voice) if voice is not None else None
+        self.voice_guidance = voice_guidance
         self.length_scale = float(length_scale)
         self.temperature = temperature
         self.batch_size = int(batch_size)
@@ -267,6 +272,8 @@ class Reader:
                 if self.speaker is not None and self.speaker < len(self.tts.speakers)
                 else None
             ),  # fmt: skip
+            **({"voice": self.voice.description} if self.voice is not None else {}),
+            **({"voice_guidance": self.voice_guidance} if self.voice_guidance is not None else {}),
             "length_scale": self.length_scale,
             "temperature": self.temperature,
             "batch_size": self.batch_size,
@@ -317,6 +324,8 @@ class Reader:
                 temperature=self.temperature,
                 batch_size=len(texts),
                 speaker=self.speaker,
+                **({"voice": self.voice} if self.voice is not None else {}),
+                **({"voice_guidance": self.voice_guidance} if self.voice_guidance is not None else {}),
             )
             wavs = [np.clip(w.numpy().astype(np.float32), -1.0, 1.0) for w in self.tts.vocode(mels)]
             for j, seg in enumerate(batch):

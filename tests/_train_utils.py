@@ -37,6 +37,16 @@ TINY = [
 ]
 TINY_DATA = {
     "synthetic_speech": ["data.source.n_utterances=12", "data.source.n_heldout=2", "data.val_fraction=0.2"],
+    "synthetic_voices": [
+        "data.source.n_utterances=12",
+        "data.source.voices=[en-us,en-us+f3,en-us+m3]",
+        "data.source.utterances_per_heldout_voice=1",
+        "data.source.n_heldout=2",
+        "data.val_fraction=0.2",
+        "data.references=2",
+        "model.voice_dim=16",
+        "model.voice_channels=16",
+    ],
     "tones": ["data.source.n_sequences=12", "data.source.n_heldout=2", "data.val_fraction=0.2"],
     "disk": ["data.val_fraction=0.25"],
 }
@@ -45,6 +55,7 @@ RECIPE_DATA = {
     "speech2d": "synthetic_speech",
     "text_to_audio": "synthetic_speech",
     "tones": "tones",
+    "voices": "synthetic_voices",
     "ljspeech": "disk",
     "folder": "disk",
 }
@@ -83,6 +94,7 @@ RECIPE_MODEL = {
     "speech": "unet1d",
     "speech2d": "unet2d",
     "tones": "unet1d",
+    "voices": "unet1d",
     "ljspeech": "unet1d",
     "folder": "unet1d",
     "text_to_audio": "unet1d_xattn",

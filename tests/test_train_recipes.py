@@ -10,7 +10,7 @@ from tortoise_lite.checkpoint import load_text_to_mel, read_checkpoint
 from tortoise_lite.paths import config_dir
 from tortoise_lite.training.app import run, summary
 
-RECIPES = ["speech", "speech2d", "tones", "ljspeech", "folder", "text_to_audio"]
+RECIPES = ["speech", "speech2d", "tones", "voices", "ljspeech", "folder", "text_to_audio"]
 
 
 def test_every_recipe_file_composes():

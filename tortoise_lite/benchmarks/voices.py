@@ -94,20 +94,22 @@ def _group(
     enroll: dict[str, list[torch.Tensor]] = {}
     gen_probes: list[tuple[torch.Tensor, str]] = []
     gt_probes: list[tuple[torch.Tensor, str]] = []
-    wavs, texts = [], []
+    wavs, texts, gt_wavs_all, gt_texts = [], [], [], []
     t_gen = 0.0
     for k, (voice, items) in enumerate(sorted(voices.items())):
         mels = [_mel_of(tts, it.audio) for it in items]
         refs, rest = mels[:n_refs], mels[n_refs:]
         half = max(1, len(rest) // 2)
         enroll[voice] = rest[:half]
-        latent = tts.model.voice_latent(refs)
+        latent = tts.voice_latent([it.audio for it in items[:n_refs]])  # the user's path: files -> latent
         prompts = prompt_sets[k % len(prompt_sets)]
         t0 = time.perf_counter()
         gen, _ = tts.generate_mels(prompts, seed=seed, voice=latent, voice_guidance=voice_guidance)
         t_gen += time.perf_counter() - t0
         gen_wavs = tts.vocode(gen)
         gt_wavs = tts.vocode(rest[half:])  # ground truth through the same mel + vocoder
+        gt_wavs_all.extend(w.float().cpu().numpy() for w in gt_wavs)
+        gt_texts.extend(it.text for it in items[n_refs + half :])
         for w in gen_wavs:
             gen_probes.append((tts.mel_spec(w.float().cpu()), voice))
         for w in gt_wavs:
@@ -134,7 +136,10 @@ def _group(
     picked = identify(verifier.embed_mels([m for m, _ in gen_probes]), enroll_emb)
     for (_, want), got in zip(gen_probes, picked):
         confusion[names.index(want), names.index(got)] += 1
-    wer = intelligibility(recognizer, wavs, texts, tts.sample_rate) if recognizer is not None else None
+    wer = gt_wer = None
+    if recognizer is not None:
+        wer = intelligibility(recognizer, wavs, texts, tts.sample_rate)
+        gt_wer = intelligibility(recognizer, gt_wavs_all, gt_texts, tts.sample_rate)
     return {
         "voices": names,
         "n_voices": len(names),
@@ -147,6 +152,7 @@ def _group(
         "confusion": confusion.tolist(),
         "wer": None if wer is None else wer.wer,
         "cer": None if wer is None else wer.cer,
+        "ground_truth_wer": None if gt_wer is None else gt_wer.wer,
         "n_utterances": len(texts),
         "generate_seconds": t_gen,
     }
@@ -245,7 +251,8 @@ def main(argv: list[str]) -> int:
             f"(ground truth {held['ground_truth_accuracy']:.1%}, chance {held['chance']:.1%}), cosine "
             f"{held['cosine']:.3f} (ground truth {held['ground_truth_cosine']:.3f}); trained voices "
             f"{tr['accuracy']:.1%} (ground truth {tr['ground_truth_accuracy']:.1%}); WER held-out "
-            f"{held['wer']:.3f} vs trained {tr['wer']:.3f} (ratio {ratio:.2f})"
+            f"{held['wer']:.3f} vs trained {tr['wer']:.3f} (ratio {ratio:.2f}; ground truth through mel + vocoder "
+            f"{held['ground_truth_wer']:.3f} / {tr['ground_truth_wer']:.3f})"
         )
         _confusion_png(held, out / f"voices_confusion_vg{vg:g}.png")
     (out / "voices.json").write_text(json.dumps(report, indent=2))

@@ -29,13 +29,19 @@ from pathlib import Path
 from tortoise_lite.evaluation.digits import DIGIT_WORDS, FsddError, fsdd_files
 
 
-def build_corpus(data: str | os.PathLike, out: str | os.PathLike, takes: range = range(5, 50)) -> Path:
-    """Copy the FSDD recordings of ``takes`` into ``out/<speaker>/<stem>.wav`` + ``<stem>.txt`` (digit word).
+def build_corpus(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    takes: range = range(5, 50),
+    exclude_speakers: tuple[str, ...] | list[str] = (),
+) -> Path:
+    """Copy the FSDD recordings of ``takes`` into ``out/<speaker>/<stem>.wav`` + ``<stem>.txt`` (digit word),
+    leaving out the speakers named in ``exclude_speakers``.
 
     Returns ``out``. Files already there with the same size are kept (re-running is cheap).
     """
     out = Path(out)
-    files = fsdd_files(data, takes=takes)
+    files = [f for f in fsdd_files(data, takes=takes) if f.speaker not in set(exclude_speakers)]
     for f in files:
         folder = out / f.speaker
         folder.mkdir(parents=True, exist_ok=True)

@@ -140,6 +140,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--ckpt", default=None, help="evaluate this checkpoint instead of training")
     ap.add_argument("--seed", type=int, default=0, help="classifier seed")
+    ap.add_argument(
+        "--temperature", type=float, default=None, help="sampling temperature (default: the checkpoint's)"
+    )
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for the recipe")
     args = ap.parse_args(argv)
     import torch
@@ -171,7 +174,12 @@ def main(argv: list[str]) -> int:
 
     try:
         result = evaluate_checkpoint(
-            ckpt, args.data, seeds=args.seeds, classifier_seed=args.seed, cache_dir=out
+            ckpt,
+            args.data,
+            seeds=args.seeds,
+            classifier_seed=args.seed,
+            cache_dir=out,
+            temperature=args.temperature,
         )
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -183,13 +191,14 @@ def main(argv: list[str]) -> int:
         "threads": torch.get_num_threads(),
         "minutes_budget": None if args.max_steps else args.minutes,
         "max_steps": args.max_steps,
+        "temperature": args.temperature,
         "training": training,
         "eval_wall_s": time.monotonic() - t_eval,
         "total_wall_s": time.monotonic() - t_start,
         **result,
     }
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"fsdd_bench_{args.text}"
+    stem = f"fsdd_bench_{args.text}" + (f"_T{args.temperature:g}" if args.temperature is not None else "")
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2))
     if training:
         _plot(report, out / f"{stem}.png")

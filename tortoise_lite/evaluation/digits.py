@@ -285,8 +285,11 @@ def evaluate_checkpoint(
     seeds: int = 3,
     classifier_seed: int = 0,
     cache_dir: str | Path | None = None,
+    temperature: float | None = None,
 ) -> dict:
     """Digit accuracy of a checkpoint's generated speech per speaker, next to the classifier's ceiling.
+
+    ``temperature``: sample at this noise scale instead of the checkpoint's (``model.temperature``).
 
     The checkpoint's speakers are matched to FSDD speakers by name (the folder layout's sub-folders); the
     ceiling is computed for the speakers the checkpoint has (all FSDD speakers for a single-speaker model).
@@ -295,6 +298,8 @@ def evaluate_checkpoint(
     from tortoise_lite.vocoders import GriffinLim
 
     model, info = load_text_to_mel(ckpt)
+    if temperature is not None:
+        model.temperature = float(temperature)
     spec = info.mel_spec
     vocoder = GriffinLim(spec)
     clf, cinfo = classifier_for(spec, fsdd, seed=classifier_seed, cache_dir=cache_dir)

@@ -284,3 +284,22 @@ def test_the_page_offers_the_voices_of_a_voice_model(tts, clips, tmp_path):
     choices = [c[0] for c in widgets["voice"].choices]
     assert choices == [AVERAGE_VOICE, *tts.trained_voices, "alice", "bob"] and widgets["voice"].visible
     assert widgets["reference_clip"].visible
+
+
+def test_clips_are_levelled_as_the_training_audio_was(tts, clips):
+    """A checkpoint trained on levelled audio (data.limits.loudness_dbfs) gets its references levelled too:
+    the same recording 20 dB quieter gives the same mel; without levelling it does not."""
+    from tortoise_lite.voice.clips import clip_from_audio
+    from tortoise_lite.voice.resolve import training_loudness
+
+    x = speech_like(f0=150, seed=7)
+    loud = clip_from_audio(x, SR, tts.mel_spec, "loud", loudness_dbfs=-23.0)
+    quiet = clip_from_audio(0.1 * x, SR, tts.mel_spec, "quiet", loudness_dbfs=-23.0)
+    assert torch.allclose(loud.mel, quiet.mel, atol=1e-3)
+    raw_loud = clip_from_audio(x, SR, tts.mel_spec, "loud")
+    raw_quiet = clip_from_audio(0.1 * x, SR, tts.mel_spec, "quiet")
+    voiced = raw_loud.mel > -6.0  # bins well above the log floor
+    assert (raw_loud.mel - raw_quiet.mel)[voiced].mean() > 2.0  # log(10) = 2.3 apart
+    info = type("Info", (), {"config": {"data": {"limits": {"loudness_dbfs": -23.0}}}})()
+    assert training_loudness(info) == -23.0
+    assert training_loudness(tts.info) is None  # the speech corpus is not levelled

@@ -72,12 +72,19 @@ def reference_frames(info: Any) -> int:
     return int(data.get("reference_frames") or DEFAULT_REFERENCE_FRAMES)
 
 
+def training_loudness(info: Any) -> float | None:
+    """The RMS level ``prepare`` brought the training audio to (``data.limits.loudness_dbfs``), or None."""
+    data = (getattr(info, "config", None) or {}).get("data") or {}
+    level = (data.get("limits") or {}).get("loudness_dbfs")
+    return None if level is None else float(level)
+
+
 def voice_from_clips(model: Any, clips: Any, info: Any = None, description: str | None = None) -> Voice:
     """One voice from reference clips (see :func:`tortoise_lite.voice.clips.load_clips`)."""
     tm, own = unwrap(model)
     info = info if info is not None else own
     tm = require_voice_model(tm, info)
-    refs = load_clips(clips, tm.mel_spec, reference_frames(info))
+    refs = load_clips(clips, tm.mel_spec, reference_frames(info), loudness_dbfs=training_loudness(info))
     windows = [w for c in refs for w in c.windows]
     names = [c.name for c in refs]
     return Voice(

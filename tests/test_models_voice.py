@@ -116,7 +116,18 @@ def test_independent_voice_guidance_is_the_documented_combination():
     seen.clear()
     model.generate(texts=["hi"], steps=2, seed=0, voice=v)
     assert set(seen) == {1}
+    seen.clear()
+    model.generate(texts=["hi"], steps=2, seed=0, voice=v, voice_guidance=2.0)  # text weight 1 - s_c = 0
+    assert set(seen) == {2}
     hook.remove()
+
+    conds = []
+    hook = model.denoiser.register_forward_pre_hook(lambda mod, args: conds.append(args[2]))
+    model.generate(texts=["hi"], steps=1, seed=0, voice=v, guidance=2.0)
+    hook.remove()
+    c = conds[0]  # one scale: the unconditional row drops the text AND the voice
+    assert c.drop.tolist() == [False, True]
+    assert torch.equal(c.voice[0], v) and torch.equal(c.voice[1], model.null_voice.detach())
 
     x = torch.randn(2, 4, 5)
     t = torch.full((2,), 0.5)

@@ -18,7 +18,7 @@ Voice models (``+recipe=voices``: a reference encoder, ``model.voice_dim > 0``) 
 reference clips, zero-shot::
 
     tts = TextToSpeech.from_checkpoint(ckpt, voices_dir="voices/")      # voices/<name>/*.wav or <name>.pt
-    tts.trained_voices                                                  # ['en-us', 'en-us+f3', ...]
+    tts.trained_voices                                                  # ['en-us+Alex', 'en-us+f3', ...]
     out = tts.synthesize("hello there", voice="clips/alice/")           # a folder of clips, a wav, a .pt
     out = tts.synthesize("hello there", voice="alice+en-us+f3")         # a blend: the mean of the latents
     latent = tts.voice_latent(["a.wav", "b.wav"])                       # (voice_dim,), or [(wav, sr), ...]
@@ -317,6 +317,8 @@ class TextToSpeech:
     @property
     def speakers(self) -> list[str]:
         """Speaker names by id, as trained (empty for a single-speaker model or an in-memory model)."""
+        if not getattr(self.model, "n_speakers", 0):  # a voice model names voices, not table rows
+            return []
         return list(getattr(self.info, "speakers", None) or [])
 
     @property

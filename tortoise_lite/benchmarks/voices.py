@@ -104,7 +104,9 @@ def _group(
         latent = tts.voice_latent([it.audio for it in items[:n_refs]])  # the user's path: files -> latent
         prompts = prompt_sets[k % len(prompt_sets)]
         t0 = time.perf_counter()
-        gen, _ = tts.generate_mels(prompts, seed=seed, voice=latent, voice_guidance=voice_guidance)
+        gen, _ = tts.generate_mels(
+            prompts, steps=steps, seed=seed, voice=latent, voice_guidance=voice_guidance
+        )
         t_gen += time.perf_counter() - t0
         gen_wavs = tts.vocode(gen)
         gt_wavs = tts.vocode(rest[half:])  # ground truth through the same mel + vocoder

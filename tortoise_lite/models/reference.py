@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from tortoise_lite.models.blocks import MaskedGroupNorm, TransformerBlock, _groups
 
 # Clips shorter than this many frames carry too little of a voice for the encoder's receptive field
-# (two 5-frame convolutions and attention): ~0.25 s at hop 256 / 22050 Hz.
+# (two 5-frame convolutions and attention): 0.28 s at hop 256 / 22050 Hz.
 MIN_REFERENCE_FRAMES = 24
 
 
@@ -60,7 +60,7 @@ class ReferenceEncoder(nn.Module):
         self.proj = nn.Linear(channels, out_dim)
 
     def clip_latents(self, mels: Tensor, lengths: Tensor) -> Tensor:
-        """mels (N, n_mels, T), lengths (N,) -> per-clip latents (N, out_dim) (zero for length-0 clips)."""
+        """mels (N, n_mels, T), lengths (N,) >= 1 -> per-clip latents (N, out_dim)."""
         T = mels.shape[-1] + mels.shape[-1] % 2
         mask = torch.arange(T, device=mels.device)[None, :] < lengths[:, None]
         x = torch.nn.functional.pad(mels, (0, T - mels.shape[-1])) * mask[:, None, :].to(mels.dtype)
@@ -75,7 +75,7 @@ class ReferenceEncoder(nn.Module):
             h = blk(h, mask)
         h = self.norm(h) * mask[..., None].to(h.dtype)
         pooled = h.sum(1) / lengths.clamp_min(1)[:, None].to(h.dtype)
-        return self.proj(pooled) * (lengths > 0)[:, None].to(h.dtype)
+        return self.proj(pooled)
 
     def forward(self, mels: Tensor, lengths: Tensor) -> Tensor:
         if mels.ndim != 4 or mels.shape[2] != self.n_mels:
@@ -85,7 +85,12 @@ class ReferenceEncoder(nn.Module):
         B, K, C, T = mels.shape
         lengths = lengths.to(mels.device).long().reshape(B, K)
         present = lengths > 0
-        if not bool(present.any(-1).all()):
+        # checked on the host only: on a GPU the read would make every training step wait for the device
+        if lengths.device.type == "cpu" and not bool(present.any(-1).all()):
             raise ValueError("every item needs at least one reference clip (a clip with length > 0)")
-        z = self.clip_latents(mels.reshape(B * K, C, T), lengths.reshape(B * K)).reshape(B, K, -1)
-        return z.sum(1) / present.sum(1, keepdim=True).to(z.dtype)
+        flat = present.reshape(-1)
+        # only the clips that exist go through the encoder: an all-masked attention row is not computed
+        z_present = self.clip_latents(mels.reshape(B * K, C, T)[flat], lengths.reshape(-1)[flat])
+        z = z_present.new_zeros(B * K, self.out_dim).index_copy(0, flat.nonzero()[:, 0], z_present)
+        z = z.reshape(B, K, -1)
+        return z.sum(1) / present.sum(1, keepdim=True).clamp_min(1).to(z.dtype)

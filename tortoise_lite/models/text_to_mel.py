@@ -579,14 +579,17 @@ class TextToMel(nn.Module):
         fmask = frame_mask[:, None, :].float()
         s_c = float(guidance)
         s_v = s_c if voice_guidance is None or self.voice_dim == 0 else float(voice_guidance)
+        # the null branch drops the text and, for a voice model, the denoiser's voice (the FiLM'd text
+        # features keep the voice in every branch, as in training, where the voice dropout is the denoiser's)
+        null = cond.null()
+        if self.voice_dim > 0:
+            null = replace(null, voice=self._null_voice(b))
         if s_v == s_c:  # one scale: ordinary CFG (text and voice dropped together)
-            branches = [cond, cond.null()] if s_c != 1.0 else [cond]
-            weights = None
+            branches, weights = ([cond, null], None) if s_c != 1.0 else ([cond], None)
         else:  # independent scales: (text, voice), (text, null voice), (null, null voice)
-            null_voice = self._null_voice(b)
-            nov = replace(cond, voice=null_voice)
-            branches = [cond, nov, replace(cond.null(), voice=null_voice)]
-            weights = [s_v, s_c - s_v, 1.0 - s_c]
+            candidates = [cond, replace(cond, voice=self._null_voice(b)), null]
+            kept = [(c, w) for c, w in zip(candidates, [s_v, s_c - s_v, 1.0 - s_c]) if w != 0.0]
+            branches, weights = [c for c, _ in kept], [w for _, w in kept]
         batched_cond = branches[0]
         for other in branches[1:]:
             batched_cond = batched_cond.cat(other)

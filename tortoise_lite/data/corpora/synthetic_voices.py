@@ -421,15 +421,3 @@ class _Renderer:
             f"{job['max_seconds']}] s (pitch {base['pitch']}, rate {base['rate']}); widen the length range "
             "or change rate_range"
         )
-
-
-def describe(corpus: Corpus) -> str:
-    s = corpus.settings
-    return json.dumps(
-        {
-            "n_utterances": s["n_utterances"],
-            "n_voices": len(s["voices"]),
-            "heldout_voices": s["heldout_voices"],
-            "seed": s["seed"],
-        }
-    )

@@ -83,6 +83,9 @@ def test_held_out_voices_verified_and_identified(trained):
     assert report["n_probes"] == len(HELD_VOICES) * (SENTENCES - ENROLL)
     assert report["accuracy"] >= 0.8, report  # measured 1.0 over 6 seeds (20 probes)
     assert set(report["per_voice"]) == set(HELD_VOICES)
+    asked = [v for v in HELD_VOICES for _ in held[v][ENROLL:]]
+    hits = [got == want for got, want in zip(report["identified"], asked)]
+    assert len(hits) == report["n_probes"] and sum(hits) / len(hits) == pytest.approx(report["accuracy"])
     with pytest.raises(ValueError, match="not enrolled: \\['f1'\\]"):
         speaker.similarity_report(verifier, {"f4": held["f4"][:2]}, [(held["f4"][3], "f1")])
 

@@ -14,11 +14,10 @@ from tortoise_lite.serve import (
     ServeEngine,
     Settings,
     check_reference_clip,
-    list_voices,
     main,
     preset_settings,
-    voice_support,
 )
+from tortoise_lite.voice import list_voices_dir
 
 
 @pytest.fixture(scope="module")
@@ -95,15 +94,12 @@ def test_reference_clip_checks(tmp_path, engine):
             check_reference_clip(path)
         assert info.value.field == "reference clip" and path.name in str(info.value)
     assert check_reference_clip(good) == good
-    if not voice_support(engine.tts):  # until the toolkit has voice conditioning, a clip is refused clearly
-        with pytest.raises(RequestError, match="cannot condition on a reference voice yet"):
-            engine.check(Settings(text="C4", reference_clip=str(good)))
 
 
 def test_voice_and_preset_hooks(tmp_path, monkeypatch):
     (tmp_path / "voices" / "alice").mkdir(parents=True)
     (tmp_path / "voices" / "bob.pt").write_bytes(b"")
-    assert list_voices(tmp_path / "voices") == ["alice", "bob"] and list_voices(None) == []
+    assert list_voices_dir(tmp_path / "voices") == ["alice", "bob"] and list_voices_dir(None) == []
     conf = tmp_path / "conf"
     (conf / "preset").mkdir(parents=True)
     (conf / "preset" / "fast.yaml").write_text("sampler:\n  name: dpmpp_3m\n  steps: 6\nguidance: 1.5\n")

@@ -17,7 +17,6 @@ request logic (:class:`ServeEngine`) is plain Python and works without it.
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import shutil
@@ -108,21 +107,9 @@ def preset_settings(name: str) -> dict[str, Any]:
     return out
 
 
-def voice_support(tts: Any) -> bool:
-    """Whether this toolkit's API takes a reference voice (``generate_mels(..., voice=...)``)."""
-    return "voice" in inspect.signature(tts.generate_mels).parameters
-
-
 def voice_model(tts: Any) -> bool:
     """Whether the loaded model conditions on reference clips (a voice model, ``voice_dim > 0``)."""
-    return voice_support(tts) and int(getattr(tts, "voice_dim", 0) or 0) > 0
-
-
-def list_voices(voices_dir: str | os.PathLike | None) -> list[str]:
-    """Voice names in ``voices_dir``: its sub-folders (``<name>/*.wav``) and cached latents (``<name>.pt``)."""
-    from tortoise_lite.voice import list_voices_dir
-
-    return list_voices_dir(voices_dir)
+    return tts.voice_dim > 0
 
 
 def check_reference_clip(path: str | os.PathLike, min_seconds: float = 0.5) -> Path:
@@ -334,7 +321,9 @@ class ServeEngine:
         """The page's voice list: the trained voices, then the voices in ``voices_dir``."""
         if not voice_model(self.tts):
             return []
-        return list(dict.fromkeys([*self.tts.trained_voices, *list_voices(self.voices_dir)]))
+        from tortoise_lite.voice import list_voices_dir
+
+        return list(dict.fromkeys([*self.tts.trained_voices, *list_voices_dir(self.voices_dir)]))
 
     def voice_latent(self, s: Settings) -> Any:
         """The latent of the request's uploaded clip (first) or chosen voice, or a RequestError."""

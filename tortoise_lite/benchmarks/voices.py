@@ -132,11 +132,7 @@ def _group(
     truth = similarity_report(verifier, enroll, gt_probes)
     names = sorted(enroll)
     confusion = np.zeros((len(names), len(names)), dtype=int)
-    from tortoise_lite.evaluation.speaker import identify
-
-    enroll_emb = {n: verifier.embed_mels(m) for n, m in enroll.items()}
-    picked = identify(verifier.embed_mels([m for m, _ in gen_probes]), enroll_emb)
-    for (_, want), got in zip(gen_probes, picked):
+    for (_, want), got in zip(gen_probes, generated["identified"]):
         confusion[names.index(want), names.index(got)] += 1
     wer = gt_wer = None
     if recognizer is not None:

@@ -382,8 +382,8 @@ def similarity_report(
 
     ``enroll``: voice -> reference log-mels (``verifier.mel_spec``); ``probes``: ``(log-mel, requested
     voice)``. Returns ``cosine`` (mean cosine of each probe to its voice's centroid), ``accuracy``
-    (nearest centroid is the requested voice), ``n_voices``, ``chance`` (``1 / n_voices``), ``n_probes``
-    and the same figures ``per_voice``.
+    (nearest centroid is the requested voice), ``n_voices``, ``chance`` (``1 / n_voices``), ``n_probes``,
+    the same figures ``per_voice``, and ``identified``: the nearest voice of each probe, in probe order.
     """
     unknown = sorted({name for _, name in probes} - set(enroll))
     if unknown:
@@ -395,7 +395,8 @@ def similarity_report(
     emb = verifier.embed_mels([m for m, _ in probes])
     want = torch.tensor([names.index(n) for _, n in probes])
     cos = (emb * cents[want]).sum(-1)
-    hit = torch.tensor([p == n for p, (_, n) in zip(identify(emb, enrolled), probes)])
+    picked = identify(emb, enrolled)
+    hit = torch.tensor([p == n for p, (_, n) in zip(picked, probes)])
     per_voice = {}
     for k, n in enumerate(names):
         sel = want == k
@@ -412,4 +413,5 @@ def similarity_report(
         "chance": 1.0 / len(names),
         "n_probes": len(probes),
         "per_voice": per_voice,
+        "identified": picked,
     }

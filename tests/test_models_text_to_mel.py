@@ -189,3 +189,60 @@ def test_model_temperature_is_the_generate_default():
     assert not torch.allclose(warm.generate(**kw)[0], cold.generate(**kw)[0])
     with pytest.raises(ValueError, match="temperature"):
         build("aligned", temperature=0.0)
+
+
+def test_pitch_conditioning_trains_the_predictor_and_feeds_the_comb():
+    model = build("aligned", pitch=True, n_speakers=2, speaker_text=True).train()
+    with torch.no_grad():
+        model.denoiser.conv_out.weight.normal_(0, 0.1)
+    # the denoiser's frame condition is the prior mean and the comb: 2 x n_mels channels
+    assert model.denoiser.cond.null_frames.shape == (2 * N_MELS,)
+    batch = make_batch(model.tokenizer, with_durations=True)
+    batch.speaker = torch.tensor([0, 1])
+    loss, logs = model.loss(batch)
+    assert {"pitch_loss", "voicing_loss"} <= set(logs) and torch.isfinite(loss)
+    loss.backward()
+    grads = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert any(n.startswith("pitch_predictor.") for n in grads)
+    assert any(n.startswith("speaker_text.") for n in grads)
+    f0, voiced, _ = model.pitch_combs.estimate(batch.mel, batch.mel_mask)
+    assert f0.shape == batch.mel_mask.shape and not voiced[~batch.mel_mask].any()
+
+
+def test_pitch_generate_is_batch_independent_and_follows_pitch_shift():
+    model = build("aligned", pitch=True).eval()
+    with torch.no_grad():
+        model.denoiser.conv_out.weight.normal_(0, 0.1)
+        # every frame voiced, so the comb (and pitch_shift) reaches the denoiser
+        model.pitch_predictor.proj_out.bias.copy_(torch.tensor([0.0, 5.0]))
+    kw = dict(sampler=Sampler(name="dpmpp_2m", steps=3), seed=7)
+    mel, n = model.generate(["hello there", "hi"], **kw)
+    from tortoise_lite.diffusion.samplers import make_generators
+
+    alone, n1 = model.generate(["hi"], **dict(kw, seed=None, generator=make_generators(7, 2)[1:]))
+    torch.testing.assert_close(alone[0], mel[1, :, : int(n1[0])], atol=1e-4, rtol=1e-4)
+    shifted, _ = model.generate(["hello there", "hi"], **kw, pitch_shift=12.0)
+    assert (shifted - mel).abs().max() > 1e-3
+
+
+def test_pitch_needs_aligned_mode():
+    with pytest.raises(ValueError, match="pitch needs mode='aligned'"):
+        build("cross_attention", denoiser=UNet2D, pitch=True)
+
+
+def test_speaker_text_gives_each_speaker_its_own_durations():
+    model = build("aligned", n_speakers=2, speaker_text=True).eval()
+    # zero-initialized: the model starts as the speaker-free one
+    assert torch.all(model.speaker_text.weight == 0)
+    with torch.no_grad():
+        model.speaker_text.weight.normal_(0, 1.0)
+    tokens = torch.tensor([model.tokenizer.encode("hello there")])
+    h, tmask = model.encode_text(tokens, tokens != 0)
+    per_speaker = []
+    for spk in (0, 1):
+        hs = model.add_speaker(h, tmask, torch.tensor([spk]))
+        per_speaker.append(model.duration_predictor(hs, tmask))
+    assert (per_speaker[0] - per_speaker[1]).abs().max() > 1e-3
+    # without a speaker table entry (or the option) the text features are unchanged
+    torch.testing.assert_close(model.add_speaker(h, tmask, None), h)
+    assert build("aligned", n_speakers=2).speaker_text is None

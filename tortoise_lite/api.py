@@ -401,11 +401,12 @@ class TextToSpeech:
         record_x0: bool = False,
         voice: Any = None,
         voice_guidance: float | None = None,
+        pitch_shift: float = 0.0,
     ) -> tuple[list[Tensor], RecordingSampler]:
         """Mels only: per item ``(n_mels, frames_i)`` raw log-mel (CPU), and the sampler wrapper of the
         last chunk (``nfe``, ``ts``). ``recorder(wrapper, start, stop)`` is called after every chunk
         (with ``record_x0`` the wrapper holds that chunk's x0 predictions). ``voice`` / ``voice_guidance``:
-        as in :meth:`synthesize`."""
+        as in :meth:`synthesize`. ``pitch_shift``: semitones, as in :meth:`synthesize`."""
         from tortoise_lite.diffusion.samplers import make_generators
 
         texts = self.check_texts(texts)
@@ -459,6 +460,7 @@ class TextToSpeech:
                 durations=dur,
                 speaker=spk,
                 generator=gens,
+                **({"pitch_shift": float(pitch_shift)} if pitch_shift else {}),
                 **chunk_voice,
             )
             for i in range(len(chunk)):
@@ -529,6 +531,7 @@ class TextToSpeech:
         speaker: int | str | Sequence[int | str] | None = None,
         voice: Any = None,
         voice_guidance: float | None = None,
+        pitch_shift: float = 0.0,
     ) -> SynthesisResult:
         """Texts -> waveforms and mels.
 
@@ -547,6 +550,8 @@ class TextToSpeech:
                 ``"a+b"`` (a blend: the mean latent), a list of clip paths, or a latent tensor (voice_dim,).
                 None = the model's learned average voice. Other models refuse a voice (VoiceError).
             voice_guidance: guidance scale of the voice alone (None = ``guidance``).
+            pitch_shift: semitones added to the predicted pitch (models trained with ``model.pitch=true``;
+                others ignore it).
         Returns:
             :class:`SynthesisResult` (wavs, mels, timings, real-time factor).
         """
@@ -567,6 +572,7 @@ class TextToSpeech:
             speaker,
             voice=resolved,
             voice_guidance=voice_guidance,
+            pitch_shift=pitch_shift,
         )
         _sync(self.device)
         t1 = time.perf_counter()

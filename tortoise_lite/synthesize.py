@@ -26,7 +26,7 @@ USAGE = """usage: python -m tortoise_lite.synthesize ckpt=PATH (text="..." | tex
   text="..."           the text to speak; or texts=FILE with one text per line
   out_dir=DIR          where wavs go (default outputs/synthesize); mel_png=true adds mel figures
   sampler=NAME         dpmpp_2m | dpmpp_3m | euler | heun | ddim | ... (default: the checkpoint's)
-  steps=N guidance=S seed=N length_scale=X temperature=X batch_size=N
+  steps=N guidance=S seed=N length_scale=X temperature=X batch_size=N pitch_shift=SEMITONES
   vocoder=griffin_lim  or vocoder_ckpt=PATH for a trained vocoder
   voice=CLIPS          voice models: a folder of clips, a wav, a .pt latent, a name (voices_dir or trained),
                        a+b (a blend); voices_dir=DIR (<name>/ clip folders, <name>.pt); voice_guidance=S
@@ -89,6 +89,7 @@ def run(cfg: DictConfig, explicit: frozenset[str] = frozenset()) -> int:
         speaker=speaker,
         voice=voice,
         voice_guidance=None if cfg.get("voice_guidance") is None else float(cfg.voice_guidance),
+        pitch_shift=float(cfg.get("pitch_shift") or 0.0),
     )
     if voice is not None:
         print(

@@ -60,6 +60,7 @@ from tortoise_lite.models.duration import (
     durations_from_log,
     lengths_from_log,
 )
+from tortoise_lite.models.pitch import PITCH_REFERENCE_HZ, PitchPredictor
 from tortoise_lite.models.reference import MIN_REFERENCE_FRAMES, ReferenceEncoder
 
 ALIGNMENTS = ("auto", "mas", "durations")
@@ -114,6 +115,14 @@ class TextToMel(nn.Module):
         voice_channels / voice_depth: width and transformer blocks of the ``ReferenceEncoder``.
         voice_drop_prob: training dropout of the voice in the denoiser only (voice guidance's null).
         voice_absent_prob: training dropout of the voice everywhere (what ``generate`` without a voice uses).
+        pitch: aligned mode only: condition the denoiser on a harmonic comb of the frame's pitch (read from
+            each training mel by ``HarmonicCombs``, predicted from the text by a ``PitchPredictor`` at
+            inference), so that it draws harmonics where the pitch puts them instead of averaging over the
+            pitches it is unsure of.
+        pitch_loss_weight / pitch_hidden: weight of the pitch predictor's loss and its width.
+        speaker_text: with a speaker table, add a learned speaker vector to the text features, so that the
+            prior mean, the durations and the pitch are the speaker's own (Grad-TTS's multi-speaker
+            encoder); without it they are the average speaker's and only the denoiser knows who speaks.
     """
 
     def __init__(
@@ -143,6 +152,10 @@ class TextToMel(nn.Module):
         voice_depth: int = 1,
         voice_drop_prob: float = 0.1,
         voice_absent_prob: float = 0.05,
+        pitch: bool = False,
+        pitch_loss_weight: float = 1.0,
+        pitch_hidden: int = 64,
+        speaker_text: bool = False,
     ):
         super().__init__()
         if mode not in COND_MODES:
@@ -176,6 +189,12 @@ class TextToMel(nn.Module):
                 "TextToMel.prior_residual needs mode='aligned' (there is no prior mean mu otherwise)"
             )
         self.prior_residual = prior_residual
+        # zero-init: the model starts as the speaker-free one
+        self.speaker_text = nn.Embedding(int(n_speakers), cond_dim) if speaker_text and n_speakers else None
+        if self.speaker_text is not None:
+            nn.init.zeros_(self.speaker_text.weight)
+        self.pitch = bool(pitch)
+        self.pitch_loss_weight = float(pitch_loss_weight)
         if not temperature > 0:
             raise ValueError(f"TextToMel.temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
@@ -204,6 +223,15 @@ class TextToMel(nn.Module):
             self.duration_predictor = DurationPredictor(cond_dim, duration_hidden)
             cond_channels = self.n_mels if aligned_features == "prior" else cond_dim
             context_dim = 0
+            if pitch:
+                from tortoise_lite.audio.pitch import HarmonicCombs
+
+                self.pitch_combs = HarmonicCombs(self.mel_spec)
+                self.pitch_predictor = PitchPredictor(cond_dim, pitch_hidden)
+                # pitch depends on the speaker; the denoiser's speaker table is not visible from here
+                cond_channels += self.n_mels
+        elif pitch:
+            raise ValueError("TextToMel.pitch needs mode='aligned' (the comb is a frame-aligned condition)")
         else:
             self.length_predictor = LengthPredictor(cond_dim, duration_hidden)
             cond_channels = 0
@@ -311,6 +339,20 @@ class TextToMel(nn.Module):
     def _null_voice(self, b: int) -> Tensor:
         return self.null_voice[None, :].expand(b, -1)
 
+    # ------------------------------------------------------------------ pitch
+    def predict_pitch(self, h: Tensor, durations: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Text features h (B, L, cond_dim) expanded by durations (B, L) -> ``(log2(F0 / 150 Hz) (B, T),
+        voiced logit (B, T))`` for the frames of ``frame_mask`` (B, T). The speaker reaches it through h
+        (``speaker_text``, or the voice's FiLM)."""
+        frames = expand_by_durations(h, durations, frame_mask.shape[1])
+        return self.pitch_predictor(frames, frame_mask)
+
+    def add_speaker(self, h: Tensor, tmask: Tensor, speaker: Tensor | None) -> Tensor:
+        """h (B, L, cond_dim) plus the speaker's text vector (``speaker_text``); zero at padding."""
+        if self.speaker_text is None or speaker is None:
+            return h
+        return h + self.speaker_text(speaker)[:, None, :].to(h.dtype) * tmask[..., None].to(h.dtype)
+
     def _use_batch_durations(self, durations: Tensor | None) -> bool:
         if self.alignment == "mas":
             return False
@@ -382,6 +424,9 @@ class TextToMel(nn.Module):
             # the duration predictor sees detached text features but learns the voice's rate
             h_dur = self.apply_voice(h_dur, tmask, voice)
             h = self.apply_voice(h, tmask, voice)
+        # the duration and pitch predictors see detached text features but learn the speaker's rate and pitch
+        h_dur = self.add_speaker(h_dur, tmask, batch.speaker)
+        h = self.add_speaker(h, tmask, batch.speaker)
         if self.mode == "aligned":
             mu = self.prior(h)  # (B, L, n_mels)
             if self._use_batch_durations(batch.durations):
@@ -405,6 +450,19 @@ class TextToMel(nn.Module):
             total = total + self.prior_loss_weight * prior_loss + self.duration_loss_weight * dur_loss
             logs.update(prior_loss=prior_loss.detach(), duration_loss=dur_loss.detach())
             feats = mu_frames if self.aligned_features == "prior" else expand_by_durations(h, durations, T)
+            if self.pitch:
+                # the target pitch is read from the mel itself; the denoiser gets the true comb (teacher
+                # forcing, as FastSpeech 2 feeds the true pitch), the predictor learns to supply it
+                f0, voiced, _ = self.pitch_combs.estimate(batch.mel, mel_mask)
+                log_f0, v_logit = self.predict_pitch(h_dur, durations, mel_mask)
+                vm, fmask_t = voiced.to(x0.dtype), mel_mask.to(x0.dtype)
+                target = torch.log2(f0 / PITCH_REFERENCE_HZ)
+                f0_loss = ((log_f0 - target) ** 2 * vm).sum() / vm.sum().clamp_min(1)
+                bce = F.binary_cross_entropy_with_logits(v_logit, vm, reduction="none")
+                vuv_loss = (bce * fmask_t).sum() / fmask_t.sum().clamp_min(1)
+                total = total + self.pitch_loss_weight * (f0_loss + vuv_loss)
+                logs.update(pitch_loss=f0_loss.detach(), voicing_loss=vuv_loss.detach())
+                feats = torch.cat([feats, self.pitch_combs.comb(f0, voiced).to(feats.dtype)], dim=1)
             cond = Cond(frames=feats, frame_mask=mel_mask, speaker=batch.speaker, voice=den_voice)
             if self.prior_residual:
                 # mu is shaped by the prior loss alone: the residual target must not chase it
@@ -480,6 +538,7 @@ class TextToMel(nn.Module):
         generator: Sequence[torch.Generator] | None = None,
         voice: Tensor | None = None,
         voice_guidance: float | None = None,
+        pitch_shift: float = 0.0,
     ) -> tuple[Tensor, Tensor]:
         """Synthesize raw log-mels.
 
@@ -494,6 +553,7 @@ class TextToMel(nn.Module):
             voice: voice latents (B, voice_dim) or one (voice_dim,) for every item (``voice_latent``) of a
                 voice model; None = the learned average voice.
             voice_guidance: guidance scale of the voice (None = ``guidance``); see the module doc.
+            pitch_shift: semitones added to the predicted pitch (models trained with ``pitch``; else ignored).
         Returns:
             mel (B, n_mels, T) raw natural-log mel (padded frames = log(log_floor)), mel_lengths (B,) long.
         """
@@ -503,7 +563,7 @@ class TextToMel(nn.Module):
             return self._generate(
                 texts, tokens, sampler, steps, guidance, seed, length_scale, temperature,
                 durations, lengths, speaker, text_embedding, text_embedding_mask, generator, voice,
-                voice_guidance,
+                voice_guidance, pitch_shift,
             )  # fmt: skip
         finally:
             self.train(was_training)
@@ -511,7 +571,7 @@ class TextToMel(nn.Module):
     def _generate(
         self, texts, tokens, sampler, steps, guidance, seed, length_scale, temperature,
         durations, lengths, speaker, text_embedding, text_embedding_mask, generator, voice=None,
-        voice_guidance=None,
+        voice_guidance=None, pitch_shift=0.0,
     ):  # fmt: skip
         from tortoise_lite.diffusion.guidance import cfg_x0_fn, combined_x0_fn
         from tortoise_lite.diffusion.samplers import Sampler, make_generators
@@ -548,19 +608,25 @@ class TextToMel(nn.Module):
             raise ValueError(
                 "this model was trained without reference clips (voice_dim=0): it takes no voice"
             )
-        durations, n = self.predict_lengths(h, tmask, length_scale, durations, lengths)
-        T = int(n.max())
-        frame_mask = torch.arange(T, device=device)[None, :] < n[:, None]
         if speaker is None and self.n_speakers > 0:
             # A multi-speaker model speaks with its first speaker unless told otherwise: the null speaker
             # (guidance dropout's) averages the voices and blurs the harmonics (speech WER 0.31 vs 0.27).
             speaker = torch.zeros(b, dtype=torch.long, device=device)
         if speaker is not None:
             speaker = torch.as_tensor(speaker, device=device).long().reshape(b)
+        h = self.add_speaker(h, tmask, speaker)
+        durations, n = self.predict_lengths(h, tmask, length_scale, durations, lengths)
+        T = int(n.max())
+        frame_mask = torch.arange(T, device=device)[None, :] < n[:, None]
         if self.mode == "aligned":
             mu = self.prior(h)
             mu_frames = expand_by_durations(mu, durations, T)
             feats = mu_frames if self.aligned_features == "prior" else expand_by_durations(h, durations, T)
+            if self.pitch:
+                log_f0, v_logit = self.predict_pitch(h, durations, frame_mask)
+                f0 = PITCH_REFERENCE_HZ * torch.exp2(log_f0 + float(pitch_shift) / 12.0)
+                comb = self.pitch_combs.comb(f0, (v_logit > 0) & frame_mask)
+                feats = torch.cat([feats, comb.to(feats.dtype)], dim=1)
             cond = Cond(frames=feats, frame_mask=frame_mask, speaker=speaker, voice=voice)
         else:
             cond = Cond(tokens=h, token_mask=tmask, frame_mask=frame_mask, speaker=speaker, voice=voice)

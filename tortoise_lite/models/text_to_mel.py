@@ -228,8 +228,7 @@ class TextToMel(nn.Module):
 
                 self.pitch_combs = HarmonicCombs(self.mel_spec)
                 self.pitch_predictor = PitchPredictor(cond_dim, pitch_hidden)
-                # pitch depends on the speaker; the denoiser's speaker table is not visible from here
-                cond_channels += self.n_mels
+                cond_channels += self.n_mels  # the comb: one more channel per mel bin
         elif pitch:
             raise ValueError("TextToMel.pitch needs mode='aligned' (the comb is a frame-aligned condition)")
         else:

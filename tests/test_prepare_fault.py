@@ -21,7 +21,8 @@ def test_prepare_cli_killed_then_rerun(tmp_path):
     ds = tmp_path / "ds"
     ds.mkdir()
     sr = 22050
-    n = 24
+    # enough items that the kill lands mid-way: with 24, a quiet machine wrote them all before the kill arrived
+    n = 240
     for k in range(n):
         t = np.arange(int(0.5 * sr)) / sr
         sf.write(ds / f"u{k:03d}.wav", (0.3 * np.sin(2 * np.pi * (150 + 5 * k) * t)).astype(np.float32), sr)

@@ -71,8 +71,7 @@ class HarmonicCombs(nn.Module):
             raise ValueError(f"HarmonicCombs: need 0 < fmin < fmax < sample_rate / 4, got {fmin}, {fmax}")
         if smooth_bins < 3 or smooth_bins % 2 == 0:
             raise ValueError(f"HarmonicCombs.smooth_bins must be odd and >= 3, got {smooth_bins}")
-        self.mel_spec = mel_spec
-        self.fmin, self.fmax = float(fmin), float(fmax)
+        self.fmin = float(fmin)
         self.per_octave = int(per_octave)
         self.smooth_bins = int(smooth_bins)
         self.threshold = float(threshold)

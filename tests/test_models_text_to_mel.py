@@ -225,6 +225,24 @@ def test_pitch_generate_is_batch_independent_and_follows_pitch_shift():
     assert (shifted - mel).abs().max() > 1e-3
 
 
+def test_voicing_threshold_decides_which_frames_get_the_comb():
+    model = build("aligned", pitch=True).eval()
+    with torch.no_grad():
+        model.denoiser.conv_out.weight.normal_(0, 0.1)
+        # every frame's predicted voicing probability is 0.5: the threshold alone decides
+        model.pitch_predictor.proj_out.weight.zero_()
+        model.pitch_predictor.proj_out.bias.zero_()
+    kw = dict(sampler=Sampler(name="dpmpp_2m", steps=3), seed=7)
+    for threshold, voiced in ((0.6, False), (0.4, True)):
+        model.voicing_threshold = threshold
+        mel, _ = model.generate(["hello there"], **kw)
+        shifted, _ = model.generate(["hello there"], **kw, pitch_shift=12.0)
+        # the pitch reaches the denoiser only through the comb of voiced frames
+        assert ((shifted - mel).abs().max() > 1e-3) == voiced
+    with pytest.raises(ValueError, match="voicing_threshold"):
+        build("aligned", pitch=True, voicing_threshold=1.0)
+
+
 def test_pitch_needs_aligned_mode():
     with pytest.raises(ValueError, match="pitch needs mode='aligned'"):
         build("cross_attention", denoiser=UNet2D, pitch=True)

@@ -120,6 +120,8 @@ class TextToMel(nn.Module):
             inference), so that it draws harmonics where the pitch puts them instead of averaging over the
             pitches it is unsure of.
         pitch_loss_weight / pitch_hidden: weight of the pitch predictor's loss and its width.
+        voicing_threshold: in ``generate``, a frame gets the comb of its predicted pitch when the predicted
+            voicing probability reaches this (0.5: the predictor's own decision).
         speaker_text: with a speaker table, add a learned speaker vector to the text features, so that the
             prior mean, the durations and the pitch are the speaker's own (Grad-TTS's multi-speaker
             encoder); without it they are the average speaker's and only the denoiser knows who speaks.
@@ -155,6 +157,7 @@ class TextToMel(nn.Module):
         pitch: bool = False,
         pitch_loss_weight: float = 1.0,
         pitch_hidden: int = 64,
+        voicing_threshold: float = 0.5,
         speaker_text: bool = False,
     ):
         super().__init__()
@@ -195,6 +198,9 @@ class TextToMel(nn.Module):
             nn.init.zeros_(self.speaker_text.weight)
         self.pitch = bool(pitch)
         self.pitch_loss_weight = float(pitch_loss_weight)
+        if not 0.0 < voicing_threshold < 1.0:
+            raise ValueError(f"TextToMel.voicing_threshold must be in (0, 1), got {voicing_threshold}")
+        self.voicing_threshold = float(voicing_threshold)
         if not temperature > 0:
             raise ValueError(f"TextToMel.temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
@@ -624,7 +630,8 @@ class TextToMel(nn.Module):
             if self.pitch:
                 log_f0, v_logit = self.predict_pitch(h, durations, frame_mask)
                 f0 = PITCH_REFERENCE_HZ * torch.exp2(log_f0 + float(pitch_shift) / 12.0)
-                comb = self.pitch_combs.comb(f0, (v_logit > 0) & frame_mask)
+                voiced = torch.sigmoid(v_logit.float()) >= self.voicing_threshold
+                comb = self.pitch_combs.comb(f0, voiced & frame_mask)
                 feats = torch.cat([feats, comb.to(feats.dtype)], dim=1)
             cond = Cond(frames=feats, frame_mask=frame_mask, speaker=speaker, voice=voice)
         else:

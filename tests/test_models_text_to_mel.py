@@ -210,7 +210,8 @@ def test_pitch_conditioning_trains_the_predictor_and_feeds_the_comb():
 
 
 def test_pitch_generate_is_batch_independent_and_follows_pitch_shift():
-    model = build("aligned", pitch=True).eval()
+    # with the pitch smoothing too: its window must not reach into another item's padding
+    model = build("aligned", pitch=True, pitch_smoothing=5).eval()
     with torch.no_grad():
         model.denoiser.conv_out.weight.normal_(0, 0.1)
         # every frame voiced, so the comb (and pitch_shift) reaches the denoiser
@@ -241,6 +242,8 @@ def test_voicing_threshold_decides_which_frames_get_the_comb():
         assert ((shifted - mel).abs().max() > 1e-3) == voiced
     with pytest.raises(ValueError, match="voicing_threshold"):
         build("aligned", pitch=True, voicing_threshold=1.0)
+    with pytest.raises(ValueError, match="pitch_smoothing"):
+        build("aligned", pitch=True, pitch_smoothing=4)
 
 
 def test_pitch_needs_aligned_mode():

@@ -8,11 +8,28 @@ narrow (64 channels): at full frame rate a 128-wide, kernel-5 stack cost 40 % of
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 #: F0 (Hz) the predictor's log2 output is relative to (its output 0 is this pitch)
 PITCH_REFERENCE_HZ = 150.0
+
+
+def smooth_log_f0(log_f0: Tensor, voiced: Tensor, frames: int) -> Tensor:
+    """Moving average of log-F0 (B, T) over the voiced frames (B, T) bool of a ``frames``-wide (odd) window;
+    unvoiced frames neither contribute nor change. Natural pitch moves a few cents per 12 ms hop; the
+    predictor's frame-to-frame jitter (~60 cents) moves the comb's upper harmonics from frame to frame, and
+    Griffin-Lim then renders them aperiodic."""
+    if frames <= 1:
+        return log_f0
+    if frames % 2 == 0:
+        raise ValueError(f"pitch smoothing window must be odd, got {frames}")
+    v = voiced.to(log_f0.dtype)[:, None]
+    pad = (frames // 2, frames // 2)
+    num = F.avg_pool1d(F.pad(log_f0[:, None] * v, pad), frames, 1)[:, 0]
+    den = F.avg_pool1d(F.pad(v, pad), frames, 1)[:, 0]
+    return torch.where(voiced, num / den.clamp_min(1e-6), log_f0)
 
 
 class PitchPredictor(nn.Module):

@@ -60,7 +60,7 @@ from tortoise_lite.models.duration import (
     durations_from_log,
     lengths_from_log,
 )
-from tortoise_lite.models.pitch import PITCH_REFERENCE_HZ, PitchPredictor
+from tortoise_lite.models.pitch import PITCH_REFERENCE_HZ, PitchPredictor, smooth_log_f0
 from tortoise_lite.models.reference import MIN_REFERENCE_FRAMES, ReferenceEncoder
 
 ALIGNMENTS = ("auto", "mas", "durations")
@@ -122,6 +122,8 @@ class TextToMel(nn.Module):
         pitch_loss_weight / pitch_hidden: weight of the pitch predictor's loss and its width.
         voicing_threshold: in ``generate``, a frame gets the comb of its predicted pitch when the predicted
             voicing probability reaches this (0.5: the predictor's own decision).
+        pitch_smoothing: in ``generate``, frames (odd) of the moving average of the predicted log-F0 over voiced
+            frames (1: none). Only there: the same smoothing of the training mels' pitch made WER worse.
         speaker_text: with a speaker table, add a learned speaker vector to the text features, so that the
             prior mean, the durations and the pitch are the speaker's own (Grad-TTS's multi-speaker
             encoder); without it they are the average speaker's and only the denoiser knows who speaks.
@@ -158,6 +160,7 @@ class TextToMel(nn.Module):
         pitch_loss_weight: float = 1.0,
         pitch_hidden: int = 64,
         voicing_threshold: float = 0.5,
+        pitch_smoothing: int = 1,
         speaker_text: bool = False,
     ):
         super().__init__()
@@ -201,6 +204,9 @@ class TextToMel(nn.Module):
         if not 0.0 < voicing_threshold < 1.0:
             raise ValueError(f"TextToMel.voicing_threshold must be in (0, 1), got {voicing_threshold}")
         self.voicing_threshold = float(voicing_threshold)
+        if pitch_smoothing < 1 or pitch_smoothing % 2 == 0:
+            raise ValueError(f"TextToMel.pitch_smoothing must be odd and >= 1, got {pitch_smoothing}")
+        self.pitch_smoothing = int(pitch_smoothing)
         if not temperature > 0:
             raise ValueError(f"TextToMel.temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
@@ -629,9 +635,10 @@ class TextToMel(nn.Module):
             feats = mu_frames if self.aligned_features == "prior" else expand_by_durations(h, durations, T)
             if self.pitch:
                 log_f0, v_logit = self.predict_pitch(h, durations, frame_mask)
+                voiced = (torch.sigmoid(v_logit.float()) >= self.voicing_threshold) & frame_mask
+                log_f0 = smooth_log_f0(log_f0, voiced, self.pitch_smoothing)
                 f0 = PITCH_REFERENCE_HZ * torch.exp2(log_f0 + float(pitch_shift) / 12.0)
-                voiced = torch.sigmoid(v_logit.float()) >= self.voicing_threshold
-                comb = self.pitch_combs.comb(f0, voiced & frame_mask)
+                comb = self.pitch_combs.comb(f0, voiced)
                 feats = torch.cat([feats, comb.to(feats.dtype)], dim=1)
             cond = Cond(frames=feats, frame_mask=frame_mask, speaker=speaker, voice=voice)
         else:

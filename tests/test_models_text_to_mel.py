@@ -246,6 +246,34 @@ def test_voicing_threshold_decides_which_frames_get_the_comb():
         build("aligned", pitch=True, pitch_smoothing=4)
 
 
+def test_given_pitch_replaces_the_predicted_one():
+    """Ground-truth-aligned generation: f0= / voiced= reach the comb exactly as a predicted pitch would."""
+    model = build("aligned", pitch=True).eval()
+    with torch.no_grad():
+        model.denoiser.conv_out.weight.normal_(0, 0.1)
+    tokens = torch.tensor([model.tokenizer.encode("hello there")])
+    durations = torch.full(tokens.shape, 3)
+    T = int(durations.sum())
+    f0 = torch.linspace(100.0, 220.0, T)[None]
+    voiced = torch.arange(T)[None] % 5 != 0
+    kw = dict(tokens=tokens, durations=durations, sampler=Sampler(name="dpmpp_2m", steps=3), seed=7)
+    given, n = model.generate(**kw, f0=f0, voiced=voiced)
+    assert int(n[0]) == T
+    from tortoise_lite.models.pitch import PITCH_REFERENCE_HZ
+
+    logit = torch.where(voiced, 30.0, -30.0)
+    model.predict_pitch = lambda h, d, m: (torch.log2(f0 / PITCH_REFERENCE_HZ), logit)
+    predicted, _ = model.generate(**kw)
+    torch.testing.assert_close(given, predicted, atol=1e-5, rtol=1e-5)
+    del model.predict_pitch
+    other, _ = model.generate(**kw, f0=f0 * 1.5, voiced=voiced)
+    assert (other - given).abs().max() > 1e-3  # the given pitch decides the comb
+    with pytest.raises(ValueError, match=r"f0 and voiced must be \(B, T\)"):
+        model.generate(**kw, f0=f0[:, :-1])
+    with pytest.raises(ValueError, match="f0= needs a model trained with pitch"):
+        build("aligned").eval().generate(**kw, f0=f0)
+
+
 def test_pitch_needs_aligned_mode():
     with pytest.raises(ValueError, match="pitch needs mode='aligned'"):
         build("cross_attention", denoiser=UNet2D, pitch=True)

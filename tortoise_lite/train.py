@@ -47,6 +47,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
         ("tortoise_lite.text.tokenizers", "UnknownSymbolError"),
         ("tortoise_lite.training.module", "NonFiniteLossError"),
         ("tortoise_lite.training.app", "ConfigError"),
+        ("tortoise_lite.vocoders.loading", "VocoderLoadError"),  # init_from= of a vocoder fine-tune
     ):
         try:
             module = __import__(mod, fromlist=[name])

@@ -358,6 +358,20 @@ class TextToMel(nn.Module):
         frames = expand_by_durations(h, durations, frame_mask.shape[1])
         return self.pitch_predictor(frames, frame_mask)
 
+    def _given_pitch(self, f0: Tensor, voiced: Tensor | None, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """A caller's pitch f0 (B, T) Hz and voicing (B, T) for the frames of ``frame_mask`` (B, T)."""
+        f0 = torch.as_tensor(f0, device=frame_mask.device, dtype=torch.float32)
+        if voiced is None:
+            voiced = f0 > 0
+        voiced = torch.as_tensor(voiced, device=frame_mask.device).bool()
+        if f0.shape != frame_mask.shape or voiced.shape != frame_mask.shape:
+            raise ValueError(
+                f"f0 and voiced must be (B, T) = {tuple(frame_mask.shape)} (the frames the durations give), "
+                f"got {tuple(f0.shape)} and {tuple(voiced.shape)}"
+            )
+        voiced = voiced & frame_mask & (f0 > 0)
+        return torch.where(voiced, f0, torch.full_like(f0, PITCH_REFERENCE_HZ)), voiced
+
     def add_speaker(self, h: Tensor, tmask: Tensor, speaker: Tensor | None) -> Tensor:
         """h (B, L, cond_dim) plus the speaker's text vector (``speaker_text``); zero at padding."""
         if self.speaker_text is None or speaker is None:
@@ -550,6 +564,8 @@ class TextToMel(nn.Module):
         voice: Tensor | None = None,
         voice_guidance: float | None = None,
         pitch_shift: float = 0.0,
+        f0: Tensor | None = None,
+        voiced: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Synthesize raw log-mels.
 
@@ -565,6 +581,9 @@ class TextToMel(nn.Module):
                 voice model; None = the learned average voice.
             voice_guidance: guidance scale of the voice (None = ``guidance``); see the module doc.
             pitch_shift: semitones added to the predicted pitch (models trained with ``pitch``; else ignored).
+            f0 / voiced: a given pitch (B, T) in Hz and voicing (B, T) bool instead of the predicted one, with
+                ``durations`` that sum to T (ground-truth-aligned mels: the pitch read from the real mel by
+                ``pitch_combs.estimate``, as in training; models trained with ``pitch`` only).
         Returns:
             mel (B, n_mels, T) raw natural-log mel (padded frames = log(log_floor)), mel_lengths (B,) long.
         """
@@ -574,7 +593,7 @@ class TextToMel(nn.Module):
             return self._generate(
                 texts, tokens, sampler, steps, guidance, seed, length_scale, temperature,
                 durations, lengths, speaker, text_embedding, text_embedding_mask, generator, voice,
-                voice_guidance, pitch_shift,
+                voice_guidance, pitch_shift, f0, voiced,
             )  # fmt: skip
         finally:
             self.train(was_training)
@@ -582,7 +601,7 @@ class TextToMel(nn.Module):
     def _generate(
         self, texts, tokens, sampler, steps, guidance, seed, length_scale, temperature,
         durations, lengths, speaker, text_embedding, text_embedding_mask, generator, voice=None,
-        voice_guidance=None, pitch_shift=0.0,
+        voice_guidance=None, pitch_shift=0.0, f0=None, voiced=None,
     ):  # fmt: skip
         from tortoise_lite.diffusion.guidance import cfg_x0_fn, combined_x0_fn
         from tortoise_lite.diffusion.samplers import Sampler, make_generators
@@ -633,7 +652,11 @@ class TextToMel(nn.Module):
             mu = self.prior(h)
             mu_frames = expand_by_durations(mu, durations, T)
             feats = mu_frames if self.aligned_features == "prior" else expand_by_durations(h, durations, T)
-            if self.pitch:
+            if self.pitch and f0 is not None:
+                f0, voiced = self._given_pitch(f0, voiced, frame_mask)
+                comb = self.pitch_combs.comb(f0 * 2.0 ** (float(pitch_shift) / 12.0), voiced)
+                feats = torch.cat([feats, comb.to(feats.dtype)], dim=1)
+            elif self.pitch:
                 log_f0, v_logit = self.predict_pitch(h, durations, frame_mask)
                 voiced = (torch.sigmoid(v_logit.float()) >= self.voicing_threshold) & frame_mask
                 log_f0 = smooth_log_f0(log_f0, voiced, self.pitch_smoothing)
@@ -643,6 +666,8 @@ class TextToMel(nn.Module):
             cond = Cond(frames=feats, frame_mask=frame_mask, speaker=speaker, voice=voice)
         else:
             cond = Cond(tokens=h, token_mask=tmask, frame_mask=frame_mask, speaker=speaker, voice=voice)
+        if f0 is not None and not (self.mode == "aligned" and self.pitch):
+            raise ValueError("f0= needs a model trained with pitch (model.pitch=true, aligned mode)")
 
         if generator is None and seed is not None:
             generator = make_generators(seed, b, device)

@@ -16,7 +16,8 @@ whole training config (``vocoder_recipe`` section of ``conf/recipe/vocoder.yaml`
                 ``synthetic_speech`` corpus, validation on renderings of its held-out prompts)
                 | wavs (folder, list of paths or glob) | pairs: dotted path of a callable returning a
                 sequence of (mel (n_mels, T), wav (S,)) pairs (ground-truth-aligned mels from an acoustic
-                model, for fine-tuning); segment_frames, batch_size, val_items, val_seconds, ...
+                model, for fine-tuning: ``tortoise_lite.training.aligned_mels.speech_pairs``) called with the
+                keyword arguments ``pairs_args``; segment_frames, batch_size, val_items, val_seconds, ...
     gan:        loss weights (mel, MR-STFT, adversarial, feature matching), learning rate, discriminator
                 sizes, pretrain_steps (reconstruction-only batches first), gan_every (GAN batch period)
     magnitude:  with generator.phase=pghi: lr, betas, lr_decay, mel_coeff, sc_coeff
@@ -652,6 +653,13 @@ def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
 
     mel_spec = _mel_spec_from(cfg.get("mel"))
     if cfg.get("init_from"):
+        if not Path(str(cfg["init_from"])).expanduser().exists():
+            from tortoise_lite.vocoders.loading import VocoderLoadError
+
+            raise VocoderLoadError(
+                f"init_from={cfg['init_from']}: no such vocoder checkpoint; train the vocoder to fine-tune first "
+                "(e.g. +recipe=vocoder_pghi) or pass vocoder_recipe.init_from=PATH"
+            )
         generator = load_vocoder(cfg["init_from"], mel_spec=mel_spec)
         if not isinstance(generator, VocosVocoder):
             raise ValueError(
@@ -668,7 +676,7 @@ def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
     hop = mel_spec.hop
     seed = int(cfg.get("seed", 1234))
     if data.get("pairs"):
-        pairs = list(_resolve_callable(data["pairs"])())
+        pairs = list(_resolve_callable(data["pairs"])(**dict(data.get("pairs_args") or {})))
         val_pairs, train_pairs = pairs[:n_val], pairs[n_val:] or pairs
         train_set: Dataset = MelWavPairs(train_pairs, mel_spec, segment_frames, items, seed=seed)
         val_frames = int(val_seconds / mel_spec.frame_seconds)

@@ -606,6 +606,8 @@ class TextToMel(nn.Module):
         from tortoise_lite.diffusion.guidance import cfg_x0_fn, combined_x0_fn
         from tortoise_lite.diffusion.samplers import Sampler, make_generators
 
+        if f0 is not None and not (self.mode == "aligned" and self.pitch):
+            raise ValueError("f0= needs a model trained with pitch (model.pitch=true, aligned mode)")
         device = self.device
         tmask = None
         if tokens is None and self.text_encoder.input_kind == "tokens":
@@ -652,22 +654,20 @@ class TextToMel(nn.Module):
             mu = self.prior(h)
             mu_frames = expand_by_durations(mu, durations, T)
             feats = mu_frames if self.aligned_features == "prior" else expand_by_durations(h, durations, T)
-            if self.pitch and f0 is not None:
-                f0, voiced = self._given_pitch(f0, voiced, frame_mask)
-                comb = self.pitch_combs.comb(f0 * 2.0 ** (float(pitch_shift) / 12.0), voiced)
-                feats = torch.cat([feats, comb.to(feats.dtype)], dim=1)
-            elif self.pitch:
-                log_f0, v_logit = self.predict_pitch(h, durations, frame_mask)
-                voiced = (torch.sigmoid(v_logit.float()) >= self.voicing_threshold) & frame_mask
-                log_f0 = smooth_log_f0(log_f0, voiced, self.pitch_smoothing)
-                f0 = PITCH_REFERENCE_HZ * torch.exp2(log_f0 + float(pitch_shift) / 12.0)
+            if self.pitch:
+                if f0 is not None:
+                    f0, voiced = self._given_pitch(f0, voiced, frame_mask)
+                    f0 = f0 * 2.0 ** (float(pitch_shift) / 12.0)
+                else:
+                    log_f0, v_logit = self.predict_pitch(h, durations, frame_mask)
+                    voiced = (torch.sigmoid(v_logit.float()) >= self.voicing_threshold) & frame_mask
+                    log_f0 = smooth_log_f0(log_f0, voiced, self.pitch_smoothing)
+                    f0 = PITCH_REFERENCE_HZ * torch.exp2(log_f0 + float(pitch_shift) / 12.0)
                 comb = self.pitch_combs.comb(f0, voiced)
                 feats = torch.cat([feats, comb.to(feats.dtype)], dim=1)
             cond = Cond(frames=feats, frame_mask=frame_mask, speaker=speaker, voice=voice)
         else:
             cond = Cond(tokens=h, token_mask=tmask, frame_mask=frame_mask, speaker=speaker, voice=voice)
-        if f0 is not None and not (self.mode == "aligned" and self.pitch):
-            raise ValueError("f0= needs a model trained with pitch (model.pitch=true, aligned mode)")
 
         if generator is None and seed is not None:
             generator = make_generators(seed, b, device)

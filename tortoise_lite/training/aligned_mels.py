@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 # fields of the checkpoint's data.source that are not the corpus generator's keyword arguments
-_NOT_CORPUS_ARGS = ("_target_", "name", "prepare_dir")
+_NOT_CORPUS_ARGS = ("_target_", "name", "progress")
 
 
 def _corpus_args(config: dict[str, Any], ckpt: str) -> tuple[str, dict[str, Any]]:

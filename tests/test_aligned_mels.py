@@ -34,6 +34,12 @@ def test_pairs_are_the_corpus_audio_with_aligned_generated_mels(speech_ckpt):
     assert all(torch.equal(a[0], b[0]) for a, b in zip(pairs, again))  # seeded
     other_seed = speech_pairs(speech_ckpt, steps=2, limit=1, seed=5, progress=False)
     assert not torch.equal(other_seed[0][0], pairs[0][0])
+    same = speech_pairs(speech_ckpt, mel_spec=spec, steps=2, limit=1, progress=False)
+    assert torch.equal(same[0][0], pairs[0][0])
+    from tortoise_lite.audio.mel import MelSpec, MelSpecMismatchError
+
+    with pytest.raises(MelSpecMismatchError, match="fmax"):  # a vocoder of another mel setting
+        speech_pairs(speech_ckpt, mel_spec=MelSpec(**{**spec.to_dict(), "fmax": 4000.0}), progress=False)
 
 
 def test_pairs_of_a_model_without_pitch_and_a_missing_checkpoint(tones_ckpt, tmp_path):

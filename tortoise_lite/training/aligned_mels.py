@@ -38,6 +38,7 @@ def _corpus_args(config: dict[str, Any], ckpt: str) -> tuple[str, dict[str, Any]
 @torch.no_grad()
 def speech_pairs(
     ckpt: str | os.PathLike,
+    mel_spec=None,
     steps: int | None = None,
     seed: int = 0,
     limit: int | None = None,
@@ -47,6 +48,7 @@ def speech_pairs(
     the checkpoint (its sampler, ``steps`` or its default; item ``i`` seeded ``seed + i``) with the
     utterance's real durations, speaker and pitch, ``T = mel_spec.num_frames(S)``.
 
+    ``mel_spec``: the vocoder's MelSpec; a checkpoint with another mel setting raises ``MelSpecMismatchError``.
     ``limit``: only the first ``limit`` utterances. Raises ``ValueError`` naming the checkpoint when its
     corpus holds no durations or a token count does not match them."""
     from tortoise_lite.audio.io import load_audio
@@ -58,6 +60,8 @@ def speech_pairs(
     if model.mode != "aligned" or model.tokenizer is None:
         raise ValueError(f"{ckpt}: ground-truth-aligned mels need an aligned model with a tokenizer")
     spec = model.mel_spec
+    if mel_spec is not None:
+        spec.check_compatible(mel_spec, f"text-to-mel checkpoint {ckpt}", "vocoder")
     name, args = _corpus_args(info.config, str(ckpt))
     corpus = get_corpus(name, mel=spec, progress=False, **args)
     items = list(corpus.items())[:limit]

@@ -16,8 +16,9 @@ whole training config (``vocoder_recipe`` section of ``conf/recipe/vocoder.yaml`
                 ``synthetic_speech`` corpus, validation on renderings of its held-out prompts)
                 | wavs (folder, list of paths or glob) | pairs: dotted path of a callable returning a
                 sequence of (mel (n_mels, T), wav (S,)) pairs (ground-truth-aligned mels from an acoustic
-                model, for fine-tuning: ``tortoise_lite.training.aligned_mels.speech_pairs``) called with the
-                keyword arguments ``pairs_args``; segment_frames, batch_size, val_items, val_seconds, ...
+                model, for fine-tuning: ``tortoise_lite.training.aligned_mels.speech_pairs``) called with
+                ``mel_spec=`` (the vocoder's, to check against) and the keyword arguments ``pairs_args``;
+                segment_frames, batch_size, val_items, val_seconds, ...
     gan:        loss weights (mel, MR-STFT, adversarial, feature matching), learning rate, discriminator
                 sizes, pretrain_steps (reconstruction-only batches first), gan_every (GAN batch period)
     magnitude:  with generator.phase=pghi: lr, betas, lr_decay, mel_coeff, sc_coeff
@@ -676,7 +677,9 @@ def build_and_fit(cfg: Mapping[str, Any] | Any) -> Path:
     hop = mel_spec.hop
     seed = int(cfg.get("seed", 1234))
     if data.get("pairs"):
-        pairs = list(_resolve_callable(data["pairs"])(**dict(data.get("pairs_args") or {})))
+        pairs = list(
+            _resolve_callable(data["pairs"])(mel_spec=mel_spec, **dict(data.get("pairs_args") or {}))
+        )
         val_pairs, train_pairs = pairs[:n_val], pairs[n_val:] or pairs
         train_set: Dataset = MelWavPairs(train_pairs, mel_spec, segment_frames, items, seed=seed)
         val_frames = int(val_seconds / mel_spec.frame_seconds)
